@@ -1,0 +1,54 @@
+# MiniTwit: the one entry point for people and CI. `make help` lists it all.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data
+SCENARIO ?= $(DATA)/minitwit_scenario.csv
+URL ?= http://127.0.0.1:5001
+DATABASE_URL ?= sqlite:///minitwit.db
+ARTIFACTS ?= artifacts
+# Where the browser test leaves a screenshot of every page it visits.
+SCREENSHOTS ?= $(ARTIFACTS)/screenshots
+# Set to mysql://root@127.0.0.1:3306 to run the whole suite on MariaDB too.
+TEST_MARIADB_URL ?=
+BENCH_MARIADB_URL ?= mysql://root@127.0.0.1:3306
+WAITRESS_FLAGS := --threads=8 --max-request-body-size=1048576 --channel-timeout=30
+
+export DATABASE_URL TEST_MARIADB_URL
+
+.PHONY: help install serve test initdb simulate bench
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(VENV)/.installed ## create .venv with the pinned requirements
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+serve: install ## run the web UI on :5000 and the API on :5001 (SQLite unless DATABASE_URL)
+	@echo "web UI  http://127.0.0.1:5000   simulator API  http://127.0.0.1:5001   ($(DATABASE_URL))"
+	@trap 'kill 0' EXIT INT TERM; \
+	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5000 $(WAITRESS_FLAGS) minitwit:app & \
+	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5001 $(WAITRESS_FLAGS) sim_api:app & \
+	wait
+
+test: install ## run the tests (SQLite; MariaDB too with TEST_MARIADB_URL)
+	@mkdir -p $(SCREENSHOTS)
+	SCREENSHOTS=$(abspath $(SCREENSHOTS)) $(PY) -m pytest $(PYTEST_ARGS)
+
+initdb: install ## create the tables in DATABASE_URL (they are also created on first start)
+	$(PY) scripts/initdb.py
+
+simulate: install ## replay SCENARIO against URL as the course's simulator does (--verify too)
+	$(PY) scripts/simulate.py $(SCENARIO) --url $(URL) --verify $(SIMULATE_ARGS)
+
+bench: install ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
+	$(PY) scripts/bench.py --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)

@@ -1,0 +1,100 @@
+"""Start MiniTwit apps under waitress in child processes, for benchmarks,
+load tests and the test suite: 127.0.0.1 only, a free port (never 2024),
+up when /healthz answers 200, stopped with SIGTERM (then SIGKILL)."""
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What every MiniTwit process is served with: the Makefile, the systemd units
+# and these helpers agree on it.
+WAITRESS_FLAGS = ['--threads=8', '--max-request-body-size=1048576',
+                  '--channel-timeout=30']
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1, never 2024."""
+    while True:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        if port != 2024:
+            return port
+
+
+def waitress_serve():
+    """The waitress-serve beside this Python (the virtualenv's)."""
+    return os.path.join(os.path.dirname(sys.executable), 'waitress-serve')
+
+
+class Server:
+    """`waitress-serve APP` on 127.0.0.1 and a free port, in its own process.
+
+    Its output goes to a temporary file: `output()` reads it.
+    """
+
+    def __init__(self, app, database_url=None, env=None, args=(),
+                 port=None, wait=True):
+        self.app = app
+        self.port = port or free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+        if database_url:
+            self.env['DATABASE_URL'] = database_url
+        self.args = list(args)
+        self.log = tempfile.TemporaryFile()
+        self.process = None
+        self.start(wait)
+
+    def start(self, wait=True):
+        """(Re)start the process on the same port."""
+        self.process = subprocess.Popen(
+            [waitress_serve(), '--listen=127.0.0.1:%d' % self.port,
+             *WAITRESS_FLAGS, *self.args, self.app],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_until_up()
+
+    def wait_until_up(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError('%s exited with %s:\n%s' % (
+                    self.app, self.process.returncode, self.output()))
+            try:
+                with urllib.request.urlopen(self.url + '/healthz',
+                                            timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError('%s not up after %ss:\n%s' % (
+            self.app, timeout, self.output()))
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode('utf-8', 'replace')
+
+    def stop(self, timeout=15):
+        """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+    def close(self):
+        self.stop()
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

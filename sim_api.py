@@ -1,0 +1,276 @@
+"""The simulator API: ITU-MiniTwit's HTTP interface for the course simulator.
+
+A Bottle app, WSGI callable `sim_api:app` (port 5001), to the letter of the
+course's spec: /latest, /register, /msgs, /msgs/<user>, /fllws/<user>.
+Every answer is JSON; every error is {"status": N, "error_msg": "..."}.
+
+What every request goes through is in `simulator_request` below: the body
+size cap, the Basic credentials, the `latest` parameter and a pooled
+database connection. `latest` is stored in the same transaction as the
+action it came with (see `record`), or on its own when the action wrote
+nothing, so it is never ahead of or behind the data.
+"""
+import base64
+import binascii
+import functools
+import hmac
+import json
+import os
+import re
+
+from bottle import Bottle, HTTPResponse, request, response
+
+import models
+import passwords
+from models import IntegrityError, Latest, Message, User, db
+
+app = Bottle()
+models.configure()
+
+SIMULATOR_USERNAME = os.environ.get('SIM_API_USERNAME', 'simulator')
+SIMULATOR_PASSWORD = os.environ.get('SIM_API_PASSWORD', 'super_safe!')
+EXPECTED_CREDENTIALS = ('%s:%s' % (SIMULATOR_USERNAME, SIMULATOR_PASSWORD)
+                        ).encode('utf-8')
+NOT_AUTHORIZED = 'You are not authorized to use this resource!'
+
+MAX_BODY = 64 * 1024
+DEFAULT_NO = 100
+MAX_NO = 10000
+
+
+class ApiError(Exception):
+    """An answer other than success, raised anywhere below a view."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_response(data, status=200):
+    return HTTPResponse(json.dumps(data, ensure_ascii=False), status,
+                        content_type='application/json')
+
+
+def error_response(status, message):
+    return json_response({'status': status, 'error_msg': message}, status)
+
+
+def no_content():
+    return HTTPResponse(status=204)
+
+
+# --- what every request goes through ------------------------------------------
+
+def authorized():
+    """Whether the request carries the simulator's Basic credentials."""
+    scheme, _, value = request.get_header('Authorization', '').partition(' ')
+    if scheme.lower() != 'basic':
+        return False
+    try:
+        given = base64.b64decode(value.strip().encode('latin-1'),
+                                 validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(given, EXPECTED_CREDENTIALS)
+
+
+def query_int(name, default=None, pattern=r'[0-9]{1,18}'):
+    """The query parameter `name` as a non-negative int, or `default`."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(pattern, raw):
+        raise ApiError(400, '%s must be a non-negative integer' % name)
+    return int(raw)
+
+
+def simulator_request(callback):
+    """Wrap each view: checks, `latest`, a connection, JSON errors, 503s."""
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        config = request.route.config
+        try:
+            if request.content_length > MAX_BODY:
+                raise ApiError(413, 'The request body can be at most %d bytes'
+                               % MAX_BODY)
+            if config.get('auth', True) and not authorized():
+                raise ApiError(403, NOT_AUTHORIZED)
+            latest = query_int('latest') if config.get('latest', True) \
+                else None
+            request.environ['minitwit.latest'] = latest
+            with models.connection():
+                try:
+                    result = callback(*args, **kwargs)
+                except ApiError as error:
+                    result = error_response(error.status, error.message)
+                if latest is not None and \
+                        not request.environ.get('minitwit.latest_stored'):
+                    record()
+                return result
+        except ApiError as error:
+            return error_response(error.status, error.message)
+        except models.UNAVAILABLE_ERRORS:
+            response.set_header('Retry-After', '1')
+            return error_response(503, 'The database is unavailable right '
+                                  'now; try again in a moment')
+    return wrapper
+
+
+app.install(simulator_request)
+
+
+@app.hook('before_request')
+def reject_undecodable_path():
+    """Bottle drops bytes that are not UTF-8 from the path: refuse those
+    paths rather than look up a different name."""
+    try:
+        request.environ['bottle.raw_path'].encode('latin-1').decode('utf-8')
+    except UnicodeError:
+        raise error_response(400, 'The path is not valid UTF-8')
+
+
+def record(write=None):
+    """Run `write` and store this request's `latest` in one transaction."""
+    latest = request.environ.get('minitwit.latest')
+    with db.atomic():
+        result = write() if write is not None else None
+        if latest is not None:
+            Latest.set_value(latest)
+    request.environ['minitwit.latest_stored'] = True
+    return result
+
+
+def json_object():
+    """The request body as a JSON object (a dict)."""
+    try:
+        data = json.loads(request.body.read())
+    except (ValueError, RecursionError):
+        raise ApiError(400, 'The request body must be valid JSON')
+    if not isinstance(data, dict):
+        raise ApiError(400, 'The request body must be a JSON object')
+    return data
+
+
+def string_field(data, name):
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ApiError(400, '%s must be a string' % name)
+    return value
+
+
+def existing_user(username):
+    user = User.by_name(username)
+    if user is None:
+        raise ApiError(404, 'There is no user called %s' % username)
+    return user
+
+
+def limit():
+    no = query_int('no', DEFAULT_NO)
+    if no > MAX_NO:
+        raise ApiError(400, 'no can be at most %d' % MAX_NO)
+    return no
+
+
+def message_list(query):
+    return json_response([{'content': m.text, 'pub_date': m.pub_date,
+                           'user': m.author.username} for m in query])
+
+
+# --- the API ---------------------------------------------------------------
+
+@app.get('/latest', auth=False, latest=False)
+def get_latest():
+    """The id of the latest simulator action processed; -1 before any."""
+    return json_response({'latest': Latest.get_value()})
+
+
+@app.post('/register', auth=False)
+def register():
+    """Sign a user up: 204, or 400 with the original's message."""
+    data = json_object()
+    username, email, password = (data.get('username'), data.get('email'),
+                                 data.get('pwd'))
+    error = models.registration_error(username, email, password)
+    if error is None and User.by_name(username) is not None:
+        error = 'The username is already taken'
+    if error is None:
+        pw_hash = passwords.hash_password(password)
+        try:
+            record(lambda: User.register(username, email, pw_hash))
+        except IntegrityError:
+            error = 'The username is already taken'
+    if error is not None:
+        raise ApiError(400, error)
+    return no_content()
+
+
+@app.get('/msgs')
+def messages():
+    """The newest unflagged messages of everybody, `no` of them."""
+    return message_list(Message.visible().limit(limit()))
+
+
+@app.get('/msgs/<username:path>')
+def messages_of(username):
+    """The newest unflagged messages of one user, `no` of them."""
+    no = limit()
+    user = existing_user(username)
+    return message_list(Message.visible()
+                        .where(Message.author == user.user_id).limit(no))
+
+
+@app.post('/msgs/<username:path>')
+def post_message(username):
+    """Record a message by `username`: 204, or 404 for an unknown user."""
+    user = existing_user(username)
+    content = json_object().get('content')
+    error = models.message_error(content)
+    if error is not None:
+        raise ApiError(400, error)
+    record(lambda: user.post(content))
+    return no_content()
+
+
+@app.get('/fllws/<username:path>')
+def follows_of(username):
+    """The names of the users `username` follows, `no` of them."""
+    no = limit()
+    user = existing_user(username)
+    return json_response({'follows': [u.username for u in
+                                      user.following().limit(no)]})
+
+
+@app.post('/fllws/<username:path>')
+def follow_or_unfollow(username):
+    """{"follow": name} or {"unfollow": name}: 204, or 404 for an unknown
+    user on either side. Repeating either is harmless."""
+    user = existing_user(username)
+    data = json_object()
+    if ('follow' in data) == ('unfollow' in data):
+        raise ApiError(400, 'Send either "follow" or "unfollow" with a '
+                       'username')
+    if 'follow' in data:
+        other = existing_user(string_field(data, 'follow'))
+        record(lambda: user.follow(other))
+    else:
+        other = existing_user(string_field(data, 'unfollow'))
+        record(lambda: user.unfollow(other))
+    return no_content()
+
+
+@app.get('/healthz', auth=False, latest=False)
+def healthz():
+    """200 when this process can reach the database, else 503."""
+    db.execute_sql('SELECT 1')
+    return json_response({'status': 'ok'})
+
+
+def json_error(error):
+    """Errors Bottle raises itself (no such route, wrong method, 500)."""
+    response.content_type = 'application/json'
+    return json.dumps({'status': error.status_code,
+                       'error_msg': error.body or error.status_line})
+
+
