@@ -52,3 +52,6 @@ simulate: install ## replay SCENARIO against URL as the course's simulator does 
 
 bench: install ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
 	$(PY) scripts/bench.py --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)
+
+# Each area keeps its targets beside the rest of its work, in mk/.
+include $(wildcard mk/*.mk)
