@@ -13,12 +13,22 @@ import threading
 import time
 from urllib.parse import parse_qsl, quote, unquote, urlparse
 
-from peewee import (AutoField, BigIntegerField, BooleanField, CharField,
-                    DatabaseError, DatabaseProxy, ForeignKeyField,
-                    IntegerField, IntegrityError, InterfaceError, Model,
-                    OperationalError, TextField)
-from playhouse.pool import (MaxConnectionsExceeded, PooledMySQLDatabase,
-                            PooledSqliteDatabase)
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DatabaseError,
+    DatabaseProxy,
+    ForeignKeyField,
+    IntegerField,
+    IntegrityError,
+    InterfaceError,
+    Model,
+    OperationalError,
+    TextField,
+)
+from playhouse.pool import MaxConnectionsExceeded, PooledMySQLDatabase, PooledSqliteDatabase
 
 import passwords
 
@@ -52,7 +62,7 @@ class User(BaseModel):
     def by_name(cls, username):
         """The user called exactly `username`, or None."""
         row = _user_by_name(username).fetchone()
-        return cls(**dict(zip(cls._meta.sorted_field_names, row))) \
+        return cls(**dict(zip(cls._meta.sorted_field_names, row, strict=True))) \
             if row else None
 
     @classmethod
@@ -108,8 +118,9 @@ class User(BaseModel):
 
 class Message(BaseModel):
     message_id = AutoField()
+    # No index of its own: (author_id, flagged, ...) below starts with it.
     author = ForeignKeyField(User, column_name='author_id', field='user_id',
-                             backref='messages')
+                             backref='messages', index=False)
     text = TextField()
     pub_date = IntegerField()
     flagged = BooleanField(default=False)
@@ -137,14 +148,16 @@ class Message(BaseModel):
 
 class Follower(BaseModel):
     id = AutoField()
-    who = ForeignKeyField(User, column_name='who_id', field='user_id')
+    # who_id needs no index of its own: the unique (who_id, whom_id) starts
+    # with it. whom_id gets one (follower_whom_id) for "who follows X".
+    who = ForeignKeyField(User, column_name='who_id', field='user_id',
+                          index=False)
     whom = ForeignKeyField(User, column_name='whom_id', field='user_id')
 
     class Meta:
         table_name = 'follower'
         indexes = (
             (('who', 'whom'), True),
-            (('whom',), False),
         )
 
 

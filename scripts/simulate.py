@@ -225,6 +225,8 @@ def main(argv=None):
     parser.add_argument('--url', default='http://127.0.0.1:5001')
     parser.add_argument('--verify', action='store_true',
                         help='read the final state back and compare it')
+    parser.add_argument('--verify-only', action='store_true',
+                        help='compare without replaying (after a replay)')
     parser.add_argument('--limit', type=int,
                         help='replay only the first N actions')
     parser.add_argument('--timeout', type=float, default=DEADLINE,
@@ -239,14 +241,15 @@ def main(argv=None):
     client = Client(args.url, timeout=args.timeout)
     show = args.progress == 'on' or (args.progress == 'auto'
                                      and sys.stderr.isatty())
-    summary = replay(client, actions, Progress(len(actions), show))
-    if args.verify:
+    to_send = [] if args.verify_only else actions
+    summary = replay(client, to_send, Progress(len(to_send), show))
+    if args.verify or args.verify_only:
         summary['verify'] = verify(client, actions)
     if args.json:
         print(json.dumps(summary))
     else:
         report(summary)
-        if args.verify:
+        if 'verify' in summary:
             print('verify: %s' % ('state exact' if not summary['verify']
                                   else '%d differences' %
                                   len(summary['verify'])))

@@ -128,6 +128,7 @@ def database(backend, tmp_path, request):
 def api(database):
     """The simulator API under WebTest."""
     from webtest import TestApp
+
     import sim_api
     return TestApp(sim_api.app)
 

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Replay a scenario against the simulator API and against the floor.
+
+    python scripts/bench.py --scenario ../shared/data/minitwit_scenario.csv \
+        [--mariadb mysql://root@127.0.0.1:3306] [--backends sqlite,mariadb]
+
+For each backend it starts, on the same waitress with the same flags, first
+the no-op app (scripts/floor_app.py: what the HTTP stack alone costs) and
+then `sim_api:app` on a fresh database, replays the whole scenario through
+each, sequentially, as the course's simulator does, and verifies the final
+state. It prints requests/s, the app's share of the floor's, latency
+percentiles and errors. Nothing here is asserted: the figures go in README.
+"""
+import argparse
+import os
+import sys
+import tempfile
+from urllib.parse import urlparse
+
+import pymysql
+import simulate
+from serving import Server
+
+MARIADB_DATABASE = 'minitwit_bench'
+
+
+def fresh_mariadb(server_url):
+    """Drop and create the bench database; return its URL."""
+    parts = urlparse(server_url)
+    conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
+                           port=parts.port or 3306,
+                           user=parts.username or 'root',
+                           password=parts.password or '', autocommit=True,
+                           connect_timeout=5)
+    with conn.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS %s' % MARIADB_DATABASE)
+        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4'
+                    % MARIADB_DATABASE)
+    conn.close()
+    return '%s/%s' % (server_url.rstrip('/'), MARIADB_DATABASE)
+
+
+def run(app, database_url, actions, label, verify):
+    print('%s: replaying %d actions...' % (label, len(actions)),
+          file=sys.stderr)
+    with Server(app, database_url) as server:
+        client = simulate.Client(server.url)
+        summary = simulate.replay(client, actions, simulate.Progress(
+            len(actions), sys.stderr.isatty()))
+        if verify:
+            summary['verify'] = simulate.verify(client, actions)
+    return summary
+
+
+def row(label, summary, floor):
+    share = '%.0f%%' % (100 * summary['rps'] / floor['rps']) \
+        if summary is not floor else '(floor)'
+    verified = summary.get('verify')
+    return '%-22s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
+        label, summary['rps'], share, summary['p50_ms'], summary['p90_ms'],
+        summary['p99_ms'], summary['max_ms'], summary['error_count'],
+        '-' if verified is None else
+        'exact' if not verified else '%d differences' % len(verified))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--scenario', required=True)
+    parser.add_argument('--mariadb', default='mysql://root@127.0.0.1:3306',
+                        help='MariaDB server for the mariadb run')
+    parser.add_argument('--backends', default='sqlite,mariadb')
+    parser.add_argument('--limit', type=int, help='first N actions only')
+    args = parser.parse_args(argv)
+
+    if not os.path.exists(args.scenario):
+        sys.exit('no scenario at %s: pass --scenario (make bench SCENARIO=...); '
+                 'the course\'s is minitwit_scenario.csv' % args.scenario)
+    actions = list(simulate.read_scenario(args.scenario, args.limit))
+    lines = ['%-22s %9s %8s %8s %8s %8s %8s %7s  %s' % (
+        '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
+        'errors', 'final state')]
+    failed = False
+    with tempfile.TemporaryDirectory(prefix='minitwit-bench-') as tmp:
+        for backend in args.backends.split(','):
+            if backend == 'sqlite':
+                url = 'sqlite:///%s/bench.db' % tmp
+            elif backend == 'mariadb':
+                try:
+                    url = fresh_mariadb(args.mariadb)
+                except pymysql.err.OperationalError as error:
+                    lines.append('%-22s not run: %s' % (backend, error))
+                    failed = True
+                    continue
+            else:
+                sys.exit('unknown backend %r' % backend)
+            floor = run('scripts.floor_app:app', None, actions,
+                        'floor before ' + backend, verify=False)
+            app = run('sim_api:app', url, actions, backend, verify=True)
+            lines.append(row('floor (no-op app)', floor, floor))
+            lines.append(row('sim_api on ' + backend, app, floor))
+            failed |= bool(app['error_count'] or app['verify'])
+    print('%s: %d actions, sequential, one connection per request'
+          % (args.scenario, len(actions)))
+    print('\n'.join(lines))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

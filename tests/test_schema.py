@@ -1,0 +1,59 @@
+"""schema.sql and models.py describe the same tables, on SQLite and MariaDB.
+
+One database is built by running schema.sql (what the apps and `make initdb`
+do), another by peewee from the models; their catalogues must agree column
+by column, index by index and foreign key by foreign key.
+"""
+import re
+
+import models
+
+
+def sqlite_affinity(declared):
+    """SQLite's type affinity for a declared type (its own rules, section
+    3.1 of "Datatypes In SQLite"); booleans are stored as integers."""
+    declared = declared.upper()
+    if 'INT' in declared or declared == 'BOOLEAN':
+        return 'INTEGER'
+    if re.search('CHAR|CLOB|TEXT', declared):
+        return 'TEXT'
+    return declared
+
+
+def catalogue(url, build):
+    models.configure(url)
+    with models.db.connection_context():
+        build()
+        database = models.db.obj
+        normalise = sqlite_affinity if url.startswith('sqlite') else str
+        tables = {}
+        for table in sorted(database.get_tables()):
+            tables[table] = {
+                'columns': [(c.name, normalise(c.data_type), c.null,
+                             c.primary_key)
+                            for c in database.get_columns(table)],
+                'indexes': sorted((i.name, tuple(i.columns), i.unique)
+                                  for i in database.get_indexes(table)),
+                'foreign_keys': sorted((f.column, f.dest_table, f.dest_column)
+                                       for f in database.get_foreign_keys(table)),
+            }
+    models.db.obj.close_all()
+    return tables
+
+
+def test_schema_sql_matches_the_models(make_db_url):
+    from_sql = catalogue(make_db_url(), models.create_schema)
+    from_models = catalogue(make_db_url(),
+                            lambda: models.db.create_tables(models.MODELS))
+    assert set(from_sql) == {'user', 'message', 'follower', 'latest'}
+    assert from_sql == from_models
+
+
+def test_schema_sql_is_idempotent_and_seeds_latest_once(make_db_url):
+    models.configure(make_db_url())
+    for _ in range(2):
+        models.create_schema()
+        models._schema_ready = False  # run the file again, as a restart does
+    with models.connection():
+        assert models.Latest.select().count() == 1
+        assert models.Latest.get_value() == -1
