@@ -1,7 +1,9 @@
 """Password hashing, shared by the API and the web UI.
 
-New hashes are argon2id with OWASP's minimum parameters (19 MiB, t=2, p=1),
-about 35 ms here; the parameters are stored in each hash, so raising them
+New hashes are argon2id with OWASP's recommended memory and passes (19 MiB,
+t=2) in two lanes, computed on two cores at once (RFC 9106 suggests as many
+lanes as cores): the same memory and work as OWASP's p=1, in about 22 ms
+here instead of 40. The parameters are stored in each hash, so raising them
 later only means changing ARGON2 below: old hashes keep verifying and are
 upgraded at the next sign-in. Hashes brought over from the original
 ITU-MiniTwit are werkzeug's `pbkdf2:sha256:N$salt$hex` and
@@ -13,7 +15,7 @@ import hmac
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-ARGON2 = PasswordHasher(time_cost=3, memory_cost=12 * 1024, parallelism=1)
+ARGON2 = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=2)
 
 
 def hash_password(password):

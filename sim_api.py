@@ -18,10 +18,12 @@ import json
 import os
 import re
 
-from bottle import Bottle, HTTPResponse, request, response
+from bottle import Bottle, HTTPResponse, request, response, static_file
 
 import models
+import observability
 import passwords
+import shutdown
 from models import IntegrityError, Latest, Message, User, db
 
 app = Bottle()
@@ -127,7 +129,7 @@ def reject_undecodable_path():
     try:
         request.environ['bottle.raw_path'].encode('latin-1').decode('utf-8')
     except UnicodeError:
-        raise error_response(400, 'The path is not valid UTF-8')
+        raise error_response(400, 'The path is not valid UTF-8') from None
 
 
 def record(write=None):
@@ -146,7 +148,7 @@ def json_object():
     try:
         data = json.loads(request.body.read())
     except (ValueError, RecursionError):
-        raise ApiError(400, 'The request body must be valid JSON')
+        raise ApiError(400, 'The request body must be valid JSON') from None
     if not isinstance(data, dict):
         raise ApiError(400, 'The request body must be a JSON object')
     return data
@@ -159,10 +161,14 @@ def string_field(data, name):
     return value
 
 
+def unknown_user(username):
+    return 'There is no user called %s' % username
+
+
 def existing_user(username):
     user = User.by_name(username)
     if user is None:
-        raise ApiError(404, 'There is no user called %s' % username)
+        raise ApiError(404, unknown_user(username))
     return user
 
 
@@ -174,8 +180,12 @@ def limit():
 
 
 def message_list(query):
-    return json_response([{'content': m.text, 'pub_date': m.pub_date,
-                           'user': m.author.username} for m in query])
+    """The messages of `query` as the API shows them (plain rows: model
+    instances would cost more than the query)."""
+    rows = query.select(Message.text, Message.pub_date, User.username).tuples()
+    return json_response([{'content': text, 'pub_date': pub_date,
+                           'user': username}
+                          for text, pub_date, username in rows])
 
 
 # --- the API ---------------------------------------------------------------
@@ -224,12 +234,12 @@ def messages_of(username):
 @app.post('/msgs/<username:path>')
 def post_message(username):
     """Record a message by `username`: 204, or 404 for an unknown user."""
-    user = existing_user(username)
     content = json_object().get('content')
     error = models.message_error(content)
     if error is not None:
         raise ApiError(400, error)
-    record(lambda: user.post(content))
+    if not record(lambda: User.post_as(username, content)):
+        raise ApiError(404, unknown_user(username))
     return no_content()
 
 
@@ -246,18 +256,27 @@ def follows_of(username):
 def follow_or_unfollow(username):
     """{"follow": name} or {"unfollow": name}: 204, or 404 for an unknown
     user on either side. Repeating either is harmless."""
-    user = existing_user(username)
     data = json_object()
     if ('follow' in data) == ('unfollow' in data):
         raise ApiError(400, 'Send either "follow" or "unfollow" with a '
                        'username')
-    if 'follow' in data:
-        other = existing_user(string_field(data, 'follow'))
-        record(lambda: user.follow(other))
-    else:
-        other = existing_user(string_field(data, 'unfollow'))
-        record(lambda: user.unfollow(other))
+    verb = 'follow' if 'follow' in data else 'unfollow'
+    other_name = string_field(data, verb)
+    users = User.by_names(username, other_name)
+    for name in (username, other_name):
+        if name not in users:
+            raise ApiError(404, unknown_user(name))
+    user, other = users[username], users[other_name]
+    record(lambda: user.follow(other) if verb == 'follow'
+           else user.unfollow(other))
     return no_content()
+
+
+@app.get('/openapi.json', skip=True)
+def openapi():
+    """This API in OpenAPI 3: openapi.json, beside this file."""
+    return static_file('openapi.json',
+                       root=os.path.dirname(os.path.abspath(__file__)))
 
 
 @app.get('/healthz', auth=False, latest=False)
@@ -274,3 +293,6 @@ def json_error(error):
                        'error_msg': error.body or error.status_line})
 
 
+app.default_error_handler = json_error
+observability.install(app, 'api')
+shutdown.drain_on_sigterm()

@@ -4,11 +4,12 @@
     python scripts/bench.py --scenario ../shared/data/minitwit_scenario.csv \
         [--mariadb mysql://root@127.0.0.1:3306] [--backends sqlite,mariadb]
 
-For each backend it starts, on the same waitress with the same flags, first
-the no-op app (scripts/floor_app.py: what the HTTP stack alone costs) and
-then `sim_api:app` on a fresh database, replays the whole scenario through
-each, sequentially, as the course's simulator does, and verifies the final
-state. It prints requests/s, the app's share of the floor's, latency
+For each backend it starts, on the same waitress with the same flags, the
+no-op app (scripts/floor_app.py: what the HTTP stack alone costs) and
+`sim_api:app` on a fresh database, replays the whole scenario through each,
+sequentially, as the course's simulator does, 500 actions to one and then
+the same 500 to the other (so that a busy moment of the machine falls on
+both alike), and verifies the app's final state. It prints requests/s, the app's share of the floor's, latency
 percentiles and errors. Nothing here is asserted: the figures go in README.
 """
 import argparse
@@ -19,9 +20,11 @@ from urllib.parse import urlparse
 
 import pymysql
 import simulate
+from progress import Progress
 from serving import Server
 
 MARIADB_DATABASE = 'minitwit_bench'
+BLOCK = 500  # actions sent to one server before the other takes its turn
 
 
 def fresh_mariadb(server_url):
@@ -40,16 +43,24 @@ def fresh_mariadb(server_url):
     return '%s/%s' % (server_url.rstrip('/'), MARIADB_DATABASE)
 
 
-def run(app, database_url, actions, label, verify):
-    print('%s: replaying %d actions...' % (label, len(actions)),
-          file=sys.stderr)
-    with Server(app, database_url) as server:
-        client = simulate.Client(server.url)
-        summary = simulate.replay(client, actions, simulate.Progress(
-            len(actions), sys.stderr.isatty()))
-        if verify:
-            summary['verify'] = simulate.verify(client, actions)
-    return summary
+def run(database_url, actions, label):
+    """Replay `actions` against the floor and the app, block by block in
+    turn, so that both meet the same moments of a shared machine; return
+    the two summaries, the app's with its verified final state."""
+    print('%s: replaying %d actions against the floor and the app...'
+          % (label, len(actions)), file=sys.stderr)
+    with Server('scripts.floor_app:app') as floor_server, \
+            Server('sim_api:app', database_url) as app_server:
+        floor = simulate.Replay(simulate.Client(floor_server.url))
+        app = simulate.Replay(simulate.Client(app_server.url))
+        progress = Progress('actions', len(actions))
+        for start in range(0, len(actions), BLOCK):
+            block = actions[start:start + BLOCK]
+            floor.send(block)
+            app.send(block, progress)
+        summary = app.summary()
+        summary['verify'] = simulate.verify(app.client, actions)
+    return floor.summary(), summary
 
 
 def row(label, summary, floor):
@@ -93,9 +104,7 @@ def main(argv=None):
                     continue
             else:
                 sys.exit('unknown backend %r' % backend)
-            floor = run('scripts.floor_app:app', None, actions,
-                        'floor before ' + backend, verify=False)
-            app = run('sim_api:app', url, actions, backend, verify=True)
+            floor, app = run(url, actions, backend)
             lines.append(row('floor (no-op app)', floor, floor))
             lines.append(row('sim_api on ' + backend, app, floor))
             failed |= bool(app['error_count'] or app['verify'])

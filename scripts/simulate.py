@@ -26,6 +26,8 @@ import time
 from collections import Counter, defaultdict
 from urllib.parse import quote, urlsplit
 
+from progress import Progress
+
 EXPECTED = {'register': 204, 'tweet': 204, 'follow': 204, 'unfollow': 204}
 DEADLINE = 0.3
 
@@ -95,60 +97,60 @@ def percentile(sorted_values, p):
     return sorted_values[rank - 1]
 
 
-class Progress:
-    """A one-line progress bar on stderr, quiet when stderr is no terminal."""
+class Replay:
+    """Sends actions to one server as the simulator does, and tallies the
+    answers the way it counts them. `send` may be called block by block."""
 
-    def __init__(self, total, enabled):
-        self.total, self.enabled, self.shown = total, enabled, -1
+    def __init__(self, client):
+        self.client = client
+        self.errors, self.latencies, self.seconds = Counter(), [], 0.0
 
-    def update(self, done, errors):
-        if not self.enabled or not self.total:
-            return
-        pct = done * 100 // self.total
-        if pct != self.shown or done == self.total:
-            self.shown = pct
-            bar = '#' * (pct // 4)
-            sys.stderr.write('\r[%-25s] %3d%% %d/%d actions, %d errors'
-                             % (bar, pct, done, self.total, errors))
-            if done == self.total:
-                sys.stderr.write('\n')
-            sys.stderr.flush()
+    def send(self, actions, progress=None):
+        """Send `actions` in order (showing a Progress, if given)."""
+        started = time.perf_counter()
+        for action_id, command, fields in actions:
+            self.send_one(action_id, command, fields)
+            if progress:
+                progress.add(1, '%d errors' % sum(self.errors.values()))
+        self.seconds += time.perf_counter() - started
 
-
-def replay(client, actions, progress=None):
-    """Send every action; return a summary dict."""
-    errors, latencies = Counter(), []
-    started = time.perf_counter()
-    for n, (action_id, command, fields) in enumerate(actions, 1):
+    def send_one(self, action_id, command, fields):
         method, path, body = to_request(command, fields)
         path += '%slatest=%d' % ('&' if '?' in path else '?', action_id)
         t0 = time.perf_counter()
         try:
-            status, _ = client.send(method, path, body)
+            status, _ = self.client.send(method, path, body)
         except TimeoutError:
-            errors['ReadTimeout on %s' % command] += 1
+            self.errors['ReadTimeout on %s' % command] += 1
             status = None
         except (OSError, http.client.HTTPException):
-            errors['ConnectionError on %s' % command] += 1
+            self.errors['ConnectionError on %s' % command] += 1
             status = None
         elapsed = time.perf_counter() - t0
-        latencies.append(elapsed)
+        self.latencies.append(elapsed)
         if status is not None:
             if status != EXPECTED[command]:
-                errors['HTTP %d on %s' % (status, command)] += 1
+                self.errors['HTTP %d on %s' % (status, command)] += 1
             elif elapsed > DEADLINE:
-                errors['slower than 300 ms on %s' % command] += 1
-        if progress:
-            progress.update(n, sum(errors.values()))
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {'requests': len(latencies), 'seconds': wall,
-            'rps': len(latencies) / wall if wall else 0.0,
-            'errors': dict(errors), 'error_count': sum(errors.values()),
-            'p50_ms': percentile(latencies, 50) * 1000,
-            'p90_ms': percentile(latencies, 90) * 1000,
-            'p99_ms': percentile(latencies, 99) * 1000,
-            'max_ms': (latencies[-1] if latencies else 0) * 1000}
+                self.errors['slower than 300 ms on %s' % command] += 1
+
+    def summary(self):
+        latencies = sorted(self.latencies)
+        return {'requests': len(latencies), 'seconds': self.seconds,
+                'rps': len(latencies) / self.seconds if self.seconds else 0.0,
+                'errors': dict(self.errors),
+                'error_count': sum(self.errors.values()),
+                'p50_ms': percentile(latencies, 50) * 1000,
+                'p90_ms': percentile(latencies, 90) * 1000,
+                'p99_ms': percentile(latencies, 99) * 1000,
+                'max_ms': (latencies[-1] if latencies else 0) * 1000}
+
+
+def replay(client, actions, progress=None):
+    """Send every action (with a Progress, if given); return a summary."""
+    run = Replay(client)
+    run.send(actions, progress)
+    return run.summary()
 
 
 def expected_state(actions):
@@ -239,10 +241,9 @@ def main(argv=None):
 
     actions = list(read_scenario(args.scenario, args.limit))
     client = Client(args.url, timeout=args.timeout)
-    show = args.progress == 'on' or (args.progress == 'auto'
-                                     and sys.stderr.isatty())
+    show = {'on': True, 'off': False, 'auto': None}[args.progress]
     to_send = [] if args.verify_only else actions
-    summary = replay(client, to_send, Progress(len(to_send), show))
+    summary = replay(client, to_send, Progress('actions', len(to_send), show))
     if args.verify or args.verify_only:
         summary['verify'] = verify(client, actions)
     if args.json:

@@ -22,7 +22,11 @@ _IMPORT_DIR = tempfile.mkdtemp(prefix='minitwit-tests-')
 os.environ['DATABASE_URL'] = 'sqlite:///%s/import.db' % _IMPORT_DIR
 os.environ.setdefault('MINITWIT_SECRET_KEY', 'test-only-secret-' + uuid.uuid4().hex)
 
+# The apps point the models at DATABASE_URL when first imported: import them
+# now, so that no test's database is ever replaced by import.db.
+import minitwit  # noqa: E402,F401
 import models  # noqa: E402  (after DATABASE_URL is set)
+import sim_api  # noqa: E402,F401
 
 
 def pytest_report_header(config):
@@ -128,8 +132,6 @@ def database(backend, tmp_path, request):
 def api(database):
     """The simulator API under WebTest."""
     from webtest import TestApp
-
-    import sim_api
     return TestApp(sim_api.app)
 
 

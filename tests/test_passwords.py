@@ -10,7 +10,7 @@ from models import User
 
 def test_new_hashes_are_argon2id_with_their_parameters():
     stored = passwords.hash_password('correct horse')
-    assert stored.startswith('$argon2id$v=19$m=12288,t=3,p=1$')
+    assert stored.startswith('$argon2id$v=19$m=19456,t=2,p=2$')
     assert passwords.verify_password(stored, 'correct horse') == (True, False)
     assert passwords.verify_password(stored, 'correct hors') == (False, False)
     assert passwords.hash_password('correct horse') != stored  # salted

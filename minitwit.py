@@ -1,0 +1,500 @@
+"""MiniTwit's web UI: ITU-MiniTwit for people.
+
+A Bottle app, WSGI callable `minitwit:app` (port 5000), with the original's
+URLs, forms and words. It shares models.py and the database with the
+simulator API, so a user registered there signs in here, and a message
+posted there shows here at once.
+
+What every request goes through is in `web_request` below: the body size
+cap, a pooled database connection, the signed-in user, the CSRF check of
+every POST, and a 503 page when the database is unavailable.
+
+Sessions are a cookie holding the user id and an HMAC of it, made here with
+hmac and hashlib (not Bottle's signed cookies, which unpickle what they
+read). The key is MINITWIT_SECRET_KEY; with MINITWIT_ENV=production the app
+refuses to start without one.
+"""
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import bottle
+from bottle import Bottle, redirect, request, response, static_file
+
+import models
+import observability
+import passwords
+import shutdown
+from models import IntegrityError, Message, User, db
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+# Absolute, so the app finds its files whatever folder it is started from.
+VIEWS = [os.path.join(ROOT, 'views')]
+STATIC = os.path.join(ROOT, 'static')
+
+PER_PAGE = 30
+MAX_BODY = 64 * 1024
+SESSION_LIFETIME = 30 * 24 * 3600  # seconds; then sign in again
+MIN_SECRET = 32
+DEVELOPMENT_SECRET = 'minitwit-development-secret-never-use-in-production'  # noqa: S105 (production refuses it)
+
+# No inline script or style anywhere, and no framing: the policy says so.
+SECURITY_HEADERS = {
+    'Content-Security-Policy': (
+        "default-src 'none'; style-src 'self'; "
+        "img-src 'self' https://www.gravatar.com; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"),
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    # Gravatar need not learn which pages people read.
+    'Referrer-Policy': 'same-origin',
+}
+
+
+def secret_key():
+    """The key that signs cookies: MINITWIT_SECRET_KEY, or a development
+    default that MINITWIT_ENV=production refuses, as it refuses any key too
+    short to be random (a placeholder such as CHANGE-ME)."""
+    secret = os.environ.get('MINITWIT_SECRET_KEY', '')
+    if os.environ.get('MINITWIT_ENV') == 'production' and \
+            (secret == DEVELOPMENT_SECRET or len(secret) < MIN_SECRET):
+        raise RuntimeError(
+            'MINITWIT_ENV=production needs MINITWIT_SECRET_KEY: at least %d '
+            'random characters, not the development default; make one with '
+            'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+            % MIN_SECRET)
+    return (secret or DEVELOPMENT_SECRET).encode('utf-8')
+
+
+SECRET_KEY = secret_key()
+app = Bottle()
+models.configure()
+
+
+# --- signed values: the session, flashes and CSRF tokens -----------------------
+
+def signature(purpose, value):
+    """An HMAC-SHA256 of `value`; `purpose` keeps a signature made for one
+    thing (a session) from passing for another (a flash)."""
+    mac = hmac.new(SECRET_KEY, purpose.encode('ascii') + b'\0' +
+                   value.encode('utf-8'), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode('ascii')
+
+
+def sign(purpose, value):
+    """`value.signature`, for a cookie."""
+    return '%s.%s' % (value, signature(purpose, value))
+
+
+def unsign(purpose, token):
+    """The value of a `sign`ed token, or None when it was tampered with."""
+    value, _, given = (token or '').rpartition('.')
+    if value and hmac.compare_digest(
+            given.encode('utf-8'), signature(purpose, value).encode('ascii')):
+        return value
+    return None
+
+
+def https():
+    """Whether the browser reached us over HTTPS (nginx in front says so
+    in X-Forwarded-Proto)."""
+    return request.urlparts.scheme == 'https'
+
+
+def set_cookie(name, value, max_age=None):
+    """Set a cookie no script can read and no other site's request sends
+    along, except when following a link here."""
+    lifetime = {} if max_age is None else {'max_age': max_age}
+    response.set_cookie(name, value, path='/', httponly=True,
+                        samesite='lax', secure=https(), **lifetime)
+
+
+def delete_cookie(name):
+    """Remove a cookie set by `set_cookie`."""
+    response.delete_cookie(name, path='/', httponly=True, samesite='lax',
+                           secure=https())
+
+
+def current_user():
+    """The signed-in User, or None."""
+    return request.environ.get('minitwit.user')
+
+
+def session_value(user_id, issued=None):
+    """What a session cookie signs: the user id and when it was issued."""
+    return '%d:%d' % (user_id, time.time() if issued is None else issued)
+
+
+def signed_in_user():
+    """The User the session cookie names, if its signature holds and it was
+    issued less than SESSION_LIFETIME ago (a stolen cookie does not last)."""
+    value = unsign('session', request.get_cookie('session'))
+    match = re.fullmatch(r'(\d{1,18}):(\d{1,18})', value or '')
+    if match is None:
+        return None
+    age = time.time() - int(match.group(2))
+    if not -60 < age < SESSION_LIFETIME:
+        return None
+    return User.by_id(int(match.group(1)))
+
+
+def sign_in(user):
+    """Make this browser `user`'s: the session cookie holds only the id
+    (and when it was issued), for SESSION_LIFETIME."""
+    set_cookie('session', sign('session', session_value(user.user_id)),
+               max_age=SESSION_LIFETIME)
+
+
+def flash(message):
+    """Show `message` on the next page this browser renders."""
+    messages = request.environ.setdefault('minitwit.flashes', [])
+    messages.append(message)
+    data = base64.urlsafe_b64encode(json.dumps(messages).encode('utf-8'))
+    set_cookie('flash', sign('flash', data.decode('ascii')))
+
+
+def pop_flashes():
+    """The messages flashed for this page, which will not show again."""
+    data = unsign('flash', request.get_cookie('flash'))
+    if request.get_cookie('flash') is not None:
+        delete_cookie('flash')
+    return json.loads(base64.urlsafe_b64decode(data)) if data else []
+
+
+def csrf_token():
+    """The token this browser's forms carry: bound to its `csrf` cookie (a
+    random value set on its first visit) and to who is signed in, so a
+    token is no use to another browser, nor after signing in or out."""
+    nonce = request.environ.get('minitwit.csrf') or request.get_cookie('csrf')
+    if not nonce or not re.fullmatch(r'[A-Za-z0-9_-]{22,64}', nonce):
+        nonce = secrets.token_urlsafe(24)
+        set_cookie('csrf', nonce)
+    request.environ['minitwit.csrf'] = nonce
+    user = current_user()
+    return signature('csrf', '%s|%s' % (nonce, user.user_id if user else ''))
+
+
+def csrf_ok():
+    """Whether this POST carries the token of the form we gave this browser."""
+    nonce = request.get_cookie('csrf')
+    given = request.forms.get('csrf_token', '')
+    return bool(nonce) and hmac.compare_digest(
+        given.encode('utf-8'), csrf_token().encode('ascii'))
+
+
+# --- pages -------------------------------------------------------------------
+
+class PageError(Exception):
+    """An error page, raised anywhere below a view."""
+
+    def __init__(self, status, message, title=None):
+        super().__init__(message)
+        self.status, self.message, self.title = status, message, title
+
+
+def user_url(username):
+    """The URL of a user's timeline; any name works, '/' and spaces too."""
+    return '/' + quote(username)
+
+
+def gravatar(email, size=48):
+    """The Gravatar of `email`, twice `size` for sharp high-DPI screens."""
+    digest = hashlib.sha256(email.strip().lower().encode('utf-8')).hexdigest()
+    return 'https://www.gravatar.com/avatar/%s?d=identicon&s=%d' % (
+        digest, size * 2)
+
+
+def format_datetime(timestamp):
+    """A pub_date as the original shows it: 2024-01-31 @ 13:37 (UTC)."""
+    return datetime.fromtimestamp(timestamp, timezone.utc) \
+        .strftime('%Y-%m-%d @ %H:%M')
+
+
+def render(name, **values):
+    """A page from views/, with what the layout needs."""
+    return bottle.template(
+        name, template_lookup=VIEWS, user=current_user(),
+        flashes=pop_flashes(), csrf_token=csrf_token(), user_url=user_url,
+        gravatar=gravatar, format_datetime=format_datetime, **values)
+
+
+def error_page(status, message, title=None):
+    """A page that says what went wrong, with status `status`."""
+    response.status = status
+    return render('error.tpl', title=title or response.status_line[4:],
+                  message=message)
+
+
+def form(name):
+    """A form field as text; '' when missing or not UTF-8."""
+    return request.forms.getunicode(name, default='')
+
+
+def before_key():
+    """The `before` parameter of an older page: (pub_date, message_id)."""
+    raw = request.query.get('before')
+    if raw is None:
+        return None
+    match = re.fullmatch(r'([0-9]{1,18})\.([0-9]{1,18})', raw)
+    if not match:
+        raise PageError(400, 'This link to older messages is broken: '
+                        '"before" must look like 1700000000.42.')
+    return int(match.group(1)), int(match.group(2))
+
+
+def timeline_page(title, timeline, status=200, **values):
+    """A timeline page: `timeline(before, size)` is one of the models'
+    paged timelines. One row more than a page says whether there is an
+    older page, which starts after the last message shown."""
+    messages = list(timeline(before_key(), PER_PAGE + 1))
+    older = None
+    if len(messages) > PER_PAGE:
+        messages = messages[:PER_PAGE]
+        older = '%d.%d' % (messages[-1].pub_date, messages[-1].message_id)
+    values.setdefault('profile', None)
+    values.setdefault('error', None)
+    values.setdefault('text', '')
+    response.status = status
+    return render('timeline.tpl', title=title, messages=messages,
+                  older=older, first_page=request.query.get('before') is None,
+                  **values)
+
+
+def my_timeline(status=200, **values):
+    """The signed-in user's home timeline."""
+    user = current_user()
+    return timeline_page('My Timeline', user.timeline, status=status,
+                         endpoint='timeline', **values)
+
+
+def signed_in_or_401(action):
+    """The signed-in user; anyone else gets a 401 page."""
+    user = current_user()
+    if user is None:
+        raise PageError(401, 'You have to sign in to %s.' % action)
+    return user
+
+
+def user_or_404(user, username):
+    """`user`, found by `username`; a 404 page when there is none."""
+    if user is None:
+        raise PageError(404, 'There is no user called "%s".' % username)
+    return user
+
+
+# --- what every request goes through ------------------------------------------
+
+def check_request():
+    """Refuse what no view should see: bodies bigger than a form, paths
+    that are not UTF-8 (Bottle drops those bytes, which could show a
+    different user) and POSTs without this browser's CSRF token."""
+    if request.content_length > MAX_BODY:
+        raise PageError(413, 'That was more than a form can hold.')
+    try:
+        request.environ['bottle.raw_path'].encode('latin-1').decode('utf-8')
+    except UnicodeError:
+        raise PageError(400, 'That address is not valid UTF-8.') from None
+    if request.method == 'POST' and not csrf_ok():
+        raise PageError(403, 'This form has expired or did not come from '
+                        'MiniTwit. Please go back, reload the page and try '
+                        'again.', title='Form expired')
+
+
+def web_request(callback):
+    """Wrap each view: checks, a connection, the user, error pages, 503s."""
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        try:
+            with models.connection():
+                request.environ['minitwit.user'] = signed_in_user()
+                check_request()
+                return callback(*args, **kwargs)
+        except PageError as error:
+            return error_page(error.status, error.message, error.title)
+        except models.UNAVAILABLE_ERRORS:
+            response.set_header('Retry-After', '1')
+            return error_page(503, 'MiniTwit cannot reach its database right '
+                              'now. Please try again in a moment.')
+    return wrapper
+
+
+app.install(web_request)
+
+
+@app.hook('after_request')
+def security_headers():
+    """Sent with every answer, errors and redirects included."""
+    for name, value in SECURITY_HEADERS.items():
+        response.set_header(name, value)
+
+
+def plain_error(error):
+    """Errors Bottle raises itself: no such route, wrong method, 500."""
+    request.environ.setdefault('minitwit.user', None)
+    return error_page(error.status_code, error.body or error.status_line)
+
+
+app.default_error_handler = plain_error
+
+
+# --- the UI ------------------------------------------------------------------
+# Fixed paths come first: `/<username:path>` takes whatever is left.
+
+@app.get('/static/<filename:path>', skip=[web_request])
+def static(filename):
+    """The stylesheet and the icon."""
+    return static_file(filename, root=STATIC,
+                       headers={'Cache-Control': 'public, max-age=3600'})
+
+
+@app.get('/healthz', skip=[web_request])
+def healthz():
+    """200 when this process can reach the database, else 503 (for
+    deploys and load balancers)."""
+    response.content_type = 'application/json'
+    try:
+        with models.connection():
+            db.execute_sql('SELECT 1')
+    except models.UNAVAILABLE_ERRORS:
+        response.status = 503
+        return json.dumps({'status': 'unavailable'})
+    return json.dumps({'status': 'ok'})
+
+
+@app.get('/')
+def timeline():
+    """My timeline; visitors who are not signed in see the public one."""
+    if current_user() is None:
+        redirect('/public')
+    return my_timeline()
+
+
+@app.get('/public')
+def public_timeline():
+    """Everybody's messages, newest first."""
+    return timeline_page('Public Timeline', Message.public_timeline,
+                         endpoint='public_timeline')
+
+
+@app.route('/register', method=['GET', 'POST'])
+def register():
+    """Sign up; a signed-in user is sent to their timeline instead."""
+    if current_user() is not None:
+        redirect('/')
+    error = None
+    if request.method == 'POST':
+        username, email = form('username'), form('email')
+        password, password2 = form('password'), form('password2')
+        error = models.registration_error(username, email, password)
+        if error is None and password != password2:
+            error = 'The two passwords do not match'
+        elif error is None and User.by_name(username) is not None:
+            error = 'The username is already taken'
+        if error is None:
+            # Hash first: the slow part never holds the write lock.
+            pw_hash = passwords.hash_password(password)
+            try:
+                User.register(username, email, pw_hash)
+            except IntegrityError:
+                error = 'The username is already taken'  # by a racing sign-up
+            else:
+                flash('You were successfully registered and can login now')
+                redirect('/login')
+        response.status = 400
+    return render('register.tpl', title='Sign Up', error=error,
+                  username=form('username'), email=form('email'))
+
+
+@app.route('/login', method=['GET', 'POST'])
+def login():
+    """Sign in; the original's hashes are upgraded on the way."""
+    if current_user() is not None:
+        redirect('/')
+    error = None
+    if request.method == 'POST':
+        user = User.by_name(form('username'))
+        if user is None:
+            error = 'Invalid username'
+        elif not user.check_password(form('password')):
+            error = 'Invalid password'
+        else:
+            sign_in(user)
+            flash('You were logged in')
+            redirect('/')
+        response.status = 400
+    return render('login.tpl', title='Sign In', error=error,
+                  username=form('username'))
+
+
+@app.get('/logout')
+def logout_page():
+    """Signing out is a POST; this page holds the button for links and
+    bookmarks that still point here."""
+    if current_user() is None:
+        redirect('/public')
+    return render('logout.tpl', title='Sign Out')
+
+
+@app.post('/logout')
+def logout():
+    """Sign out."""
+    delete_cookie('session')
+    flash('You were logged out')
+    redirect('/public')
+
+
+@app.post('/add_message')
+def add_message():
+    """Post a message as the signed-in user."""
+    user = signed_in_or_401('post a message')
+    text = form('text')
+    error = models.message_error(text)
+    if error is not None:
+        return my_timeline(status=400, error=error, text=text)
+    user.post(text)
+    flash('Your message was recorded')
+    redirect('/')
+
+
+@app.post('/<username:path>/follow')
+def follow_user(username):
+    """Follow `username`."""
+    user = signed_in_or_401('follow someone')
+    other = user_or_404(User.by_name(username), username)
+    user.follow(other)
+    flash('You are now following "%s"' % other.username)
+    redirect(user_url(other.username))
+
+
+@app.post('/<username:path>/unfollow')
+def unfollow_user(username):
+    """Stop following `username`."""
+    user = signed_in_or_401('unfollow someone')
+    other = user_or_404(User.by_name(username), username)
+    user.unfollow(other)
+    flash('You are no longer following "%s"' % other.username)
+    redirect(user_url(other.username))
+
+
+@app.get('/<username:path>')
+def user_timeline(username):
+    """One user's messages, with follow or unfollow for the signed-in."""
+    viewer = current_user()
+    profile = user_or_404(User.profile(username, viewer and viewer.user_id),
+                       username)
+    return timeline_page(
+        "%s's Timeline" % profile.username,
+        functools.partial(Message.user_timeline, profile.user_id),
+        endpoint='user_timeline', profile=profile)
+
+
+observability.install(app, 'web')
+shutdown.drain_on_sigterm()

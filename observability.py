@@ -1,0 +1,212 @@
+"""What MiniTwit shows its operators: Prometheus metrics and an access log.
+
+`install(app, name)` instruments a Bottle app, the simulator API ('api') or
+the web UI ('web'):
+
+- every request is counted by route and status, timed in a histogram by
+  route, and, when it is refused (4xx/5xx), counted by cause;
+- every request writes one JSON line to stdout (journald keeps and rotates
+  it): time, app, method, route, status, duration_ms and request_id;
+- every answer carries X-Request-Id: the caller's own when it is sane (nginx
+  can pass its $request_id), otherwise a new one;
+- GET /metrics answers in Prometheus's text format, with the users,
+  messages, follows and the simulator's `latest` read from the database.
+
+Under several processes (PROMETHEUS_MULTIPROC_DIR set, one empty directory
+per app, emptied when the app starts) each process writes its samples to
+that directory and /metrics adds up all of them.
+"""
+import itertools
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+
+from bottle import HTTPResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+import models
+
+REQUESTS = Counter('minitwit_http_requests', 'HTTP requests answered',
+                   ('app', 'method', 'route', 'status'))
+# 0.3 s is the simulator's deadline: the alert on p99 needs it as a bucket.
+LATENCY = Histogram('minitwit_http_request_duration_seconds',
+                    'Time from request to answer', ('app', 'method', 'route'),
+                    buckets=(.005, .01, .025, .05, .1, .2, .3, .5, 1, 2.5,
+                             5, 10))
+REJECTIONS = Counter('minitwit_rejections', 'Requests refused, by cause',
+                     ('app', 'route', 'cause'))
+
+# Why a request was refused, as its status says it: on a matched route,
+# both apps' 404s all mean "there is no such user".
+CAUSES = {400: 'invalid_request', 401: 'not_signed_in', 403: 'unauthorized',
+          404: 'unknown_user', 405: 'method_not_allowed',
+          413: 'body_too_large', 500: 'server_error',
+          503: 'database_unavailable'}
+UNMATCHED = 'unmatched'
+# Anything else a client sends as a method is one label, not a new series.
+METHODS = {'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'}
+REQUEST_ID = re.compile(r'[A-Za-z0-9._:-]{1,64}')
+# New request ids: this process's random prefix and a count, unique without
+# asking the system for randomness at every request.
+PROCESS_ID = secrets.token_hex(6)
+SEQUENCE = itertools.count(1)
+
+
+class DatabaseCollector:
+    """users, messages, follows and `latest`, counted when /metrics is read.
+
+    They live in the database that every process shares, so they are read
+    there rather than kept per process.
+    """
+
+    COUNTS = (('minitwit_users', 'Registered users', models.User),
+              ('minitwit_messages', 'Messages, flagged ones included',
+               models.Message),
+              ('minitwit_follows', 'Follow relations', models.Follower))
+    UP = ('minitwit_database_up', 'Whether the database answers')
+    LATEST = ('minitwit_latest',
+              "The simulator's latest processed action id (-1 before any)")
+
+    def describe(self):
+        """The families collect() yields, without touching the database."""
+        return [GaugeMetricFamily(name, doc) for name, doc in
+                [self.UP, self.LATEST] + [c[:2] for c in self.COUNTS]]
+
+    def collect(self):
+        """Yield the gauges; only database_up, 0, when it does not answer."""
+        try:
+            with models.connection():
+                counts = [(name, doc, model.select().count())
+                          for name, doc, model in self.COUNTS]
+                latest = models.Latest.get_value()
+        except models.UNAVAILABLE_ERRORS:
+            yield GaugeMetricFamily(*self.UP, value=0)
+            return
+        yield GaugeMetricFamily(*self.UP, value=1)
+        for name, doc, value in counts:
+            yield GaugeMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily(*self.LATEST, value=latest)
+
+
+DATABASE = DatabaseCollector()
+REGISTRY.register(DATABASE)
+
+
+def exposition():
+    """This process's metrics, or every process's in multiprocess mode."""
+    if os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(DATABASE)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry)
+
+
+def metrics():
+    """Prometheus's text format. Not for the public: nginx refuses it."""
+    return HTTPResponse(exposition(), 200, content_type=CONTENT_TYPE_LATEST)
+
+
+_log_lock = threading.Lock()
+
+
+def log_request(record):
+    """Write one access-log line to stdout, whole, and flush it."""
+    line = json.dumps(record, ensure_ascii=False) + '\n'
+    with _log_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+class Instrumented:
+    """WSGI middleware around a Bottle app's `wsgi`: it sees every answer,
+    the ones Bottle makes itself (no such route, 405, 500) included."""
+
+    def __init__(self, wsgi, name):
+        self.wsgi = wsgi
+        self.name = name
+        # Each (method, route, status)'s metric children, looked up once:
+        # prometheus_client's labels() is most of what a request cost here.
+        self.children = {}
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request_id = environ.get('HTTP_X_REQUEST_ID', '')
+        if not REQUEST_ID.fullmatch(request_id):
+            request_id = '%s-%x' % (PROCESS_ID, next(SEQUENCE))
+        environ['minitwit.request_id'] = request_id
+        status = []
+
+        def start(status_line, headers, exc_info=None):
+            status[:] = [int(status_line[:3])]
+            headers.append(('X-Request-Id', request_id))
+            return start_response(status_line, headers, exc_info)
+
+        try:
+            return self.wsgi(environ, start)
+        finally:
+            self.observe(environ, status[0] if status else 500,
+                         time.perf_counter() - started)
+
+    def observe(self, environ, status, seconds):
+        """Count, time and log one answered request."""
+        route = environ.get('bottle.route')
+        route = route.rule if route is not None else UNMATCHED
+        method = environ.get('REQUEST_METHOD', '')
+        method = method if method in METHODS else 'OTHER'
+        key = (method, route, status)
+        children = self.children.get(key)
+        if children is None:
+            children = self.children[key] = self.metric_children(*key)
+        count, latency, rejection = children
+        count.inc()
+        latency.observe(seconds)
+        if rejection is not None:
+            rejection.inc()
+        now = time.time()
+        log_request({
+            'time': '%s.%03dZ' % (time.strftime('%Y-%m-%dT%H:%M:%S',
+                                                time.gmtime(now)),
+                                  now % 1 * 1000),
+            'app': self.name, 'method': method, 'route': route,
+            'status': status, 'duration_ms': round(seconds * 1000, 2),
+            'request_id': environ['minitwit.request_id']})
+
+
+    def metric_children(self, method, route, status):
+        """The counter, histogram and (for refusals) rejection children of
+        one kind of request."""
+        rejection = None
+        if status >= 400:
+            cause = CAUSES.get(status, 'http_%d' % status)
+            if route == UNMATCHED and status == 404:
+                cause = 'no_such_route'
+            rejection = REJECTIONS.labels(self.name, route, cause)
+        return (REQUESTS.labels(self.name, method, route, status),
+                LATENCY.labels(self.name, method, route), rejection)
+
+
+def install(app, name):
+    """Serve /metrics on the Bottle `app` and instrument it as `name`."""
+    # skip=True: no plugin of the app's (credentials, a database
+    # connection, `latest`) applies to the scrape.
+    app.route('/metrics', 'GET', metrics, skip=True)
+    # A Bottle app's __call__ hands each request to its `wsgi` method;
+    # wrapping that, rather than the app, keeps `app` a Bottle that the
+    # servers, the tests and the routes above all still use as before.
+    app.wsgi = Instrumented(app.wsgi, name)
+    return app

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""How fast import_legacy.py brings an original ITU-MiniTwit database across.
+
+    python scripts/bench_import.py [--messages 1000000] [--users 10000]
+                                   [--follows 100000] [--mariadb URL]
+
+Generates a legacy SQLite database of that size (a tenth of the follows
+repeat a pair, as the original stored repeated follows), imports it into a
+new SQLite database and, with --mariadb mysql://user@host:3306, into the
+database minitwit_bench_import there (dropped and created anew), then imports
+it a second time (nothing to add: every row is compared). Prints rows per
+second for each, and the CPU time this process took (the wall time depends
+on what else the machine is doing).
+"""
+import argparse
+import hashlib
+import os
+import random
+import sys
+import tempfile
+import time
+from urllib.parse import unquote, urlparse
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import import_legacy  # noqa: E402
+import pymysql  # noqa: E402
+from gen_scenario import sentence  # noqa: E402
+
+import models  # noqa: E402
+
+BENCH_DATABASE = 'minitwit_bench_import'
+
+
+def generate_legacy(path, users, follows, messages, seed=1):
+    """Write a legacy database of this size at `path`."""
+    rng = random.Random(seed)
+    texts = [sentence(rng) for _ in range(10000)]
+    # One real werkzeug-format hash for everybody: hashing 10,000 passwords
+    # would take longer than the import.
+    pw_hash = 'pbkdf2:sha256:150000$benchslt$' + hashlib.pbkdf2_hmac(
+        'sha256', b'secret', b'benchslt', 150000).hex()
+    conn = import_legacy.create_legacy(path)
+    conn.executemany('INSERT INTO user VALUES (?, ?, ?, ?)', (
+        (i, 'user %d' % i, 'user%d@example.com' % i, pw_hash)
+        for i in range(1, users + 1)))
+    pairs = [(rng.randint(1, users), rng.randint(1, users))
+             for _ in range(follows - follows // 10)]
+    conn.executemany('INSERT INTO follower VALUES (?, ?)',
+                     pairs + rng.sample(pairs, follows // 10))
+    conn.executemany('INSERT INTO message VALUES (?, ?, ?, ?, ?)', (
+        (i, rng.randint(1, users), texts[i % len(texts)], 1580989428 + i // 4,
+         int(i % 100 == 0)) for i in range(1, messages + 1)))
+    conn.commit()
+    conn.close()
+
+
+def fresh_mariadb(server_url):
+    """The URL of an empty database BENCH_DATABASE on `server_url`."""
+    server = urlparse(server_url)
+    conn = pymysql.connect(host=server.hostname or '127.0.0.1',
+                           port=server.port or 3306,
+                           user=unquote(server.username or 'root'),
+                           password=unquote(server.password or ''))
+    with conn.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS %s' % BENCH_DATABASE)
+        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % BENCH_DATABASE)
+    conn.close()
+    return '%s/%s' % (server_url.rstrip('/'), BENCH_DATABASE)
+
+
+def timed_import(legacy, url, batch_size):
+    """Import `legacy` into `url` twice: [(rows, seconds, CPU seconds of
+    this process)] for each run."""
+    models.configure(url)
+    runs = []
+    for _ in range(2):
+        started, cpu = time.perf_counter(), time.process_time()
+        tallies = import_legacy.import_legacy(legacy, batch_size=batch_size,
+                                              out=sys.stderr)
+        runs.append((sum(t.added + t.present for t in tallies),
+                     time.perf_counter() - started,
+                     time.process_time() - cpu))
+    models.db.obj.close_all()
+    return runs
+
+
+def main(argv=None):
+    """Generate, import twice into each database, print the rates."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--messages', type=int, default=1000000)
+    parser.add_argument('--users', type=int, default=10000)
+    parser.add_argument('--follows', type=int, default=100000)
+    parser.add_argument('--batch-size', type=int,
+                        default=import_legacy.DEFAULT_BATCH)
+    parser.add_argument('--mariadb', metavar='URL',
+                        help='also import into %s on this server'
+                        % BENCH_DATABASE)
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix='minitwit-bench-import-') as tmp:
+        legacy = os.path.join(tmp, 'legacy.db')
+        started = time.perf_counter()
+        generate_legacy(legacy, args.users, args.follows, args.messages)
+        print('legacy database: %s users, %s follower rows, %s messages '
+              '(generated in %.1f s)' % (
+                  format(args.users, ','), format(args.follows, ','),
+                  format(args.messages, ','), time.perf_counter() - started))
+        targets = [('SQLite', 'sqlite:///%s' % os.path.join(tmp, 'target.db'))]
+        if args.mariadb:
+            targets.append(('MariaDB', fresh_mariadb(args.mariadb)))
+        for name, url in targets:
+            for run, (rows, seconds, cpu) in zip(
+                    ('import', 'second run (nothing to add)'),
+                    timed_import(legacy, url, args.batch_size), strict=True):
+                print('%-7s %-28s %s rows in %5.1f s = %7s rows/s '
+                      '(%.1f s CPU in this process)' % (
+                          name, run + ':', format(rows, ','), seconds,
+                          format(round(rows / seconds), ','), cpu))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Load MiniTwit with concurrent clients, then the floor, and compare.
+
+    python scripts/loadtest.py [--clients 32] [--seconds 20] [--requests N]
+        [--mariadb mysql://root@127.0.0.1:3306]
+
+Starts the simulator API and the web UI (same waitress flags as
+production) on one fresh database, SQLite unless --mariadb names a server,
+and runs CLIENTS clients on loopback, each sending one request after
+another as fast as they are answered, for SECONDS or N requests in all,
+whichever comes first. The mix is the simulator's writes (register, tweet,
+follow, unfollow: a new connection each, with `latest`, as it sends them)
+and timeline reads (the API's /msgs, the UI's /public and /<user>, on
+kept-alive connections, as browsers read). The same clients then send the
+same mix to the floor: scripts/floor_app.py, a no-op app on the same
+waitress, which is what the HTTP stack alone costs.
+
+It prints requests/s beside the floor's and latency percentiles by kind,
+and exits non-zero on any error or a p99 of 300 ms or more.
+"""
+import argparse
+import http.client
+import multiprocessing
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from urllib.parse import quote, urlparse
+
+import pymysql
+from serving import Server
+from simulate import DEADLINE, Client, percentile
+
+# (kind, weight): what one client does next. Two requests in three are the
+# simulator's writes, in the proportions of the course's scenario (44%
+# tweets, 38% follows, 18% unfollows, 1% registers); the third is a page of
+# a timeline, from either app.
+MIX = [('tweet', 29), ('follow', 25), ('unfollow', 12), ('register', 1),
+       ('api /msgs', 11), ('web /public', 11), ('web /<user>', 11)]
+EXPECTED = {'tweet': 204, 'follow': 204, 'unfollow': 204, 'register': 204,
+            'api /msgs': 200, 'web /public': 200, 'web /<user>': 200}
+PAGE = 30  # messages, as many as a page of the web UI shows
+TIMEOUT = 5  # seconds: a slower answer counts as an error
+DATABASE = 'minitwit_loadtest'
+
+
+def name(worker, thread):
+    """The user a client acts as; every client knows everybody's names."""
+    return 'load %d-%d' % (worker, thread)
+
+
+class LoadClient:
+    """One client: its own user, kept-alive connections for reads."""
+
+    def __init__(self, urls, worker, thread, names):
+        self.api = Client(urls['api'], timeout=TIMEOUT)
+        self.servers = {app: urlparse(url) for app, url in urls.items()}
+        self.read_headers = {'Authorization':
+                             self.api.headers['Authorization']}
+        self.me, self.names = name(worker, thread), names
+        self.rng = random.Random(worker * 1000 + thread)
+        self.registered = 0
+        self.readers = {}
+
+    def read(self, app, path):
+        """GET on a kept-alive connection; a new one when it was closed."""
+        conn = self.readers.get(app)
+        if conn is None:
+            server = self.servers[app]
+            conn = self.readers[app] = http.client.HTTPConnection(
+                server.hostname, server.port, timeout=TIMEOUT)
+        try:
+            conn.request('GET', path, headers=self.read_headers)
+            answer = conn.getresponse()
+            answer.read()
+            return answer.status
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            del self.readers[app]
+            raise
+
+    def act(self, kind, latest):
+        """Send one request of `kind`; its status."""
+        me = quote(self.me, safe='')
+        query = '?latest=%d' % latest
+        if kind == 'register':
+            self.registered += 1
+            return self.api.send('POST', '/register' + query, {
+                'username': '%s+%d' % (self.me, self.registered),
+                'email': 'load@example.com', 'pwd': 'secret'})[0]
+        if kind == 'tweet':
+            return self.api.send('POST', '/msgs/%s%s' % (me, query), {
+                'content': 'Message %d from %s' % (latest, self.me)})[0]
+        if kind in ('follow', 'unfollow'):
+            other = self.rng.choice(self.names)
+            return self.api.send('POST', '/fllws/%s%s' % (me, query),
+                                 {kind: other})[0]
+        if kind == 'api /msgs':
+            return self.read('api', '/msgs?no=%d' % PAGE)
+        if kind == 'web /public':
+            return self.read('web', '/public')
+        return self.read('web', '/' + quote(self.rng.choice(self.names)))
+
+
+def client_thread(urls, worker, thread, names, stop_at, budget, results):
+    """Run one client until the deadline or the budget is spent."""
+    client = LoadClient(urls, worker, thread, names)
+    kinds, weights = zip(*MIX, strict=True)
+    # Ids no other client uses, growing, as the simulator's do.
+    latest = worker * 10 ** 9 + thread * 10 ** 6
+    while time.monotonic() < stop_at and budget.take():
+        kind = client.rng.choices(kinds, weights)[0]
+        latest += 1
+        started = time.perf_counter()
+        try:
+            status = client.act(kind, latest)
+        except (OSError, http.client.HTTPException) as error:
+            status = type(error).__name__
+        results.append((kind, status, time.perf_counter() - started))
+
+
+class Budget:
+    """How many requests the clients of one process may still send."""
+
+    def __init__(self, count):
+        self.count, self.lock = count, threading.Lock()
+
+    def take(self):
+        with self.lock:
+            self.count -= 1
+            return self.count >= 0
+
+
+def worker_process(args):
+    """A process of clients (several, so that the clients are not what
+    limits the throughput): their (kind, status, seconds) results."""
+    urls, worker, threads, names, seconds, requests = args
+    stop_at = time.monotonic() + seconds
+    budget, results = Budget(requests), []
+    pool = [threading.Thread(target=client_thread, args=(
+        urls, worker, n, names, stop_at, budget, results))
+        for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return results
+
+
+def spread(clients, processes):
+    """How many clients each process runs, and all of their names."""
+    per_process = [clients // processes + (n < clients % processes)
+                   for n in range(processes)]
+    return per_process, [name(w, t) for w in range(processes)
+                         for t in range(per_process[w])]
+
+
+def run(urls, clients, processes, seconds, requests):
+    """All the clients against `urls`; a summary."""
+    per_process, names = spread(clients, processes)
+    started = time.perf_counter()
+    with multiprocessing.Pool(processes) as pool:
+        parts = pool.map(worker_process, [
+            (urls, w, per_process[w], names, seconds, requests // processes)
+            for w in range(processes)])
+    wall = time.perf_counter() - started
+    results = [r for part in parts for r in part]
+    return summarize(results, wall)
+
+
+def summarize(results, wall):
+    """Throughput, errors and latency percentiles, overall and by kind."""
+    by_kind, errors = defaultdict(list), defaultdict(int)
+    for kind, status, seconds in results:
+        by_kind[kind].append(seconds)
+        if status != EXPECTED[kind]:
+            errors['%s: %s' % (kind, status)] += 1
+    everything = sorted(s for _, _, s in results)
+    return {'requests': len(results), 'seconds': wall,
+            'rps': len(results) / wall, 'errors': dict(errors),
+            'p50': percentile(everything, 50), 'p90': percentile(everything, 90),
+            'p99': percentile(everything, 99),
+            'max': everything[-1] if everything else 0,
+            'kinds': {kind: (len(v), percentile(sorted(v), 50),
+                             percentile(sorted(v), 99))
+                      for kind, v in sorted(by_kind.items())}}
+
+
+def register_clients(api_url, clients, processes):
+    """Sign every client's user up before the clock starts."""
+    client = Client(api_url, timeout=30)
+    for username in spread(clients, processes)[1]:
+        status, body = client.send('POST', '/register', {
+            'username': username, 'email': 'load@example.com',
+            'pwd': 'secret'})
+        if status != 204:
+            raise RuntimeError('could not register %s: %s %r' % (
+                username, status, body))
+
+
+def fresh_database(mariadb, folder):
+    """A new database: a SQLite file in `folder`, or DATABASE on the
+    MariaDB server."""
+    if not mariadb:
+        return 'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
+    parts = urlparse(mariadb)
+    conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
+                           port=parts.port or 3306,
+                           user=parts.username or 'root',
+                           password=parts.password or '', autocommit=True,
+                           connect_timeout=5)
+    with conn.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS %s' % DATABASE)
+        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % DATABASE)
+    conn.close()
+    return '%s/%s' % (mariadb.rstrip('/'), DATABASE)
+
+
+def report(label, summary, floor=None):
+    """Print a summary; beside the floor's when `floor` is given."""
+    share = ' (%.0f%% of the floor)' % (100 * summary['rps'] / floor['rps']) \
+        if floor else ''
+    print('%s: %d requests in %.1f s = %.0f requests/s%s' % (
+        label, summary['requests'], summary['seconds'], summary['rps'], share))
+    print('  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f' % tuple(
+        1000 * summary[p] for p in ('p50', 'p90', 'p99', 'max')))
+    if floor:
+        for kind, (count, p50, p99) in summary['kinds'].items():
+            print('  %-12s %6d  p50 %6.1f  p99 %6.1f' % (
+                kind, count, 1000 * p50, 1000 * p99))
+    print('  errors: %d' % sum(summary['errors'].values()))
+    for error, count in sorted(summary['errors'].items()):
+        print('    %6d  %s' % (count, error))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--clients', type=int, default=32)
+    parser.add_argument('--seconds', type=float, default=20,
+                        help='how long each run lasts at most (default 20)')
+    parser.add_argument('--requests', type=int, default=100_000,
+                        help='how many requests each run sends at most')
+    parser.add_argument('--processes', type=int, default=4,
+                        help='client processes the clients are spread over')
+    parser.add_argument('--mariadb', metavar='URL',
+                        help='use a fresh database on this MariaDB server')
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder:
+        database_url = fresh_database(args.mariadb, folder)
+        print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
+              'requests per run' % (database_url.split(':')[0], args.clients,
+                                    args.processes, args.seconds,
+                                    args.requests))
+        with Server('sim_api:app', database_url) as api, \
+                Server('minitwit:app', database_url) as web:
+            register_clients(api.url, args.clients, args.processes)
+            app = run({'api': api.url, 'web': web.url}, args.clients,
+                      args.processes, args.seconds, args.requests)
+    with Server('scripts.floor_app:app') as floor_server:
+        floor = run({'api': floor_server.url, 'web': floor_server.url},
+                    args.clients, args.processes, args.seconds,
+                    args.requests)
+    report('floor (no-op app)', floor)
+    report('MiniTwit', app, floor)
+    slow = app['p99'] >= DEADLINE
+    if slow:
+        print('p99 is %.0f ms: over the simulator\'s %d ms' % (
+            1000 * app['p99'], 1000 * DEADLINE))
+    return 1 if app['errors'] or floor['errors'] or slow else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Set up a MiniTwit server (Debian 12: Python 3.11, MariaDB 10.11), as root:
+# Vagrant runs it on every new machine. Running it again changes nothing
+# that is right already, and never replaces the secrets it generated.
+#
+#   scripts/provision.sh              set up this machine
+#   scripts/provision.sh --root DIR   write every file under DIR instead of
+#                                     /, and only print the commands that
+#                                     would change the system (apt, users,
+#                                     MariaDB, ufw, systemctl): a dry run
+#
+# What it sets up: the user `minitwit` the apps run as; Python; MariaDB
+# (utf8mb4, on 127.0.0.1 only) with a database and user `minitwit` whose
+# generated password goes into $DEPLOY_ROOT/shared/minitwit.env; nginx in
+# front of both apps; the systemd units; logrotate; ufw letting in only SSH,
+# HTTP, HTTPS and the simulator API. deploy.sh then brings the releases.
+#
+# Settings (environment):
+#   DEPLOY_ROOT        where releases go (/opt/minitwit)
+#   HTTP_LISTEN        nginx's listen for the web UI (80)
+#   API_LISTEN         nginx's listen for the simulator API (5001)
+#   SIM_API_USERNAME   the simulator's credentials, written to the
+#   SIM_API_PASSWORD   environment file the first time (simulator, super_safe!)
+#   DEPLOY_PUBLIC_KEY  an SSH public key that may deploy (root's
+#                      authorized_keys), e.g. CircleCI's
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+PREFIX=
+if [[ ${1:-} == --root ]]; then
+  [[ -n ${2:-} ]] || { echo "usage: provision.sh [--root DIR]" >&2; exit 2; }
+  mkdir -p "$2"
+  PREFIX=$(cd "$2" && pwd -P)
+elif [[ -n ${1:-} ]]; then
+  echo "usage: provision.sh [--root DIR]" >&2
+  exit 2
+elif [[ $(id -u) != 0 ]]; then
+  echo "provision.sh: run it as root (or with --root DIR for a dry run)" >&2
+  exit 1
+fi
+
+# Inside the files, paths are the ones the system sees: under DIR too.
+ROOT=$PREFIX${DEPLOY_ROOT:-/opt/minitwit}
+LOGS=$PREFIX/var/log/minitwit
+HTTP_LISTEN=${HTTP_LISTEN:-80}
+API_LISTEN=${API_LISTEN:-5001}
+ENV_FILE=$ROOT/shared/minitwit.env
+PACKAGES=(python3 python3-venv nginx mariadb-server ufw curl logrotate iproute2)
+
+run() {
+  # Run a command that changes the system, or only show it (--root).
+  if [[ -n $PREFIX ]]; then echo "would run: $*"; else "$@"; fi
+}
+
+put() {
+  # Write stdin to file $1 (mode $2) when it differs; CHANGED says if it did.
+  local file=$1 mode=$2 content
+  content=$(cat)
+  CHANGED=
+  if [[ -f $file && $(<"$file") == "$content" ]]; then
+    echo "unchanged ${file#"$PREFIX"}"
+    return
+  fi
+  mkdir -p "$(dirname "$file")"
+  (umask 077 && printf '%s\n' "$content" >"$file.new")
+  chmod "$mode" "$file.new"
+  mv -f "$file.new" "$file"
+  echo "wrote ${file#"$PREFIX"}"
+  CHANGED=1
+}
+
+secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+env_value() {
+  # The value of $1 in the environment file, if it is there.
+  if [[ -f $ENV_FILE ]]; then sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; fi
+}
+
+packages() {
+  run apt-get update -q
+  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+  if ! id minitwit >/dev/null 2>&1; then
+    run useradd --system --home-dir "$ROOT" --no-create-home --shell /usr/sbin/nologin minitwit
+  fi
+  mkdir -p "$ROOT/releases" "$ROOT/slots" "$ROOT/shared/wheels" "$LOGS"
+}
+
+environment_file() {
+  # Generated once: a re-run keeps the passwords and whatever was edited.
+  local db_password secret_key sim_password
+  db_password=$(env_value DATABASE_URL | sed -n 's|^mysql://minitwit:\([^@]*\)@.*|\1|p')
+  secret_key=$(env_value MINITWIT_SECRET_KEY)
+  sim_password=$(env_value SIM_API_PASSWORD)
+  if [[ -f $ENV_FILE ]]; then
+    echo "kept ${ENV_FILE#"$PREFIX"}"
+  else
+    db_password=$(secret) secret_key=$(secret)
+    sim_password=${SIM_API_PASSWORD:-super_safe!}
+    put "$ENV_FILE" 0640 <<EOF
+# MiniTwit's settings on this server, written by scripts/provision.sh.
+DATABASE_URL=mysql://minitwit:$db_password@127.0.0.1:3306/minitwit
+MINITWIT_SECRET_KEY=$secret_key
+MINITWIT_ENV=production
+SIM_API_USERNAME=${SIM_API_USERNAME:-simulator}
+SIM_API_PASSWORD=$sim_password
+EOF
+  fi
+  run chown root:minitwit "$ENV_FILE"
+  DB_PASSWORD=$(env_value DATABASE_URL | sed -n 's|^mysql://minitwit:\([^@]*\)@.*|\1|p')
+  if [[ -f $ROOT/shared/host.env ]]; then
+    echo "kept ${ROOT#"$PREFIX"}/shared/host.env"
+    return
+  fi
+  put "$ROOT/shared/host.env" 0644 <<EOF
+# This server's settings for deploy/slot and deploy/server.sh: any line of
+# deploy/defaults.env may be set here. Written once by scripts/provision.sh.
+PUBLIC_API_URL=http://127.0.0.1:${API_LISTEN##*:}
+EOF
+}
+
+database() {
+  put "$PREFIX/etc/mysql/mariadb.conf.d/60-minitwit.cnf" 0644 <<'EOF'
+# MiniTwit: MariaDB for the apps on this machine only, in full UTF-8.
+[mysqld]
+bind-address = 127.0.0.1
+character-set-server = utf8mb4
+collation-server = utf8mb4_unicode_ci
+EOF
+  run systemctl enable --now mariadb
+  if [[ -n $CHANGED ]]; then run systemctl restart mariadb; fi
+  if [[ -z $DB_PASSWORD ]]; then
+    echo "DATABASE_URL does not name the local user minitwit: MariaDB's users left alone"
+    return
+  elif [[ -n $PREFIX ]]; then
+    echo "would run: mariadb (create database minitwit, user minitwit with the generated password)"
+    return
+  fi
+  # The password goes through stdin, never a command line.
+  mariadb --user=root <<EOF
+CREATE DATABASE IF NOT EXISTS minitwit CHARACTER SET utf8mb4;
+CREATE USER IF NOT EXISTS 'minitwit'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
+ALTER USER 'minitwit'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
+CREATE USER IF NOT EXISTS 'minitwit'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
+ALTER USER 'minitwit'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
+GRANT ALL PRIVILEGES ON minitwit.* TO 'minitwit'@'localhost', 'minitwit'@'127.0.0.1';
+EOF
+}
+
+nginx_site() {
+  local site=$PREFIX/etc/nginx/sites-available/minitwit
+  sed -e "s|/opt/minitwit|$ROOT|g" -e "s|/var/log/minitwit|$LOGS|g" \
+      -e "s|listen 80 |listen $HTTP_LISTEN |" -e "s|listen 5001 |listen $API_LISTEN |" \
+      "$REPO/deploy/nginx/minitwit.conf" | put "$site" 0644
+  ln -sfn "$site" "$PREFIX/etc/nginx/sites-enabled/minitwit"
+  # Debian's default site also wants port 80.
+  rm -f "$PREFIX/etc/nginx/sites-enabled/default"
+  # The first upstreams (slot blue); afterwards deploys own the file.
+  if [[ ! -f $ROOT/shared/nginx-upstreams.conf ]]; then
+    DEPLOY_ROOT=$ROOT "$REPO/deploy/server.sh" upstreams blue
+    echo "wrote ${ROOT#"$PREFIX"}/shared/nginx-upstreams.conf"
+  fi
+  run systemctl enable --now nginx
+  run nginx -t -q
+  run systemctl reload nginx
+}
+
+units() {
+  local changed
+  changed=$(DEPLOY_ROOT=$ROOT "$REPO/deploy/slot" install-units "$PREFIX/etc/systemd/system")
+  if [[ -n $changed ]]; then
+    echo "wrote the units ${changed//$'\n'/ }"
+    run systemctl daemon-reload
+  else
+    echo "unchanged the units minitwit-web@.service minitwit-api@.service"
+  fi
+  sed "s|/var/log/minitwit|$LOGS|g" "$REPO/deploy/logrotate/minitwit" |
+    put "$PREFIX/etc/logrotate.d/minitwit" 0644
+  ln -sfn "$ROOT/current/scripts/minitwitctl" "$PREFIX/usr/local/bin/minitwitctl"
+}
+
+firewall() {
+  run ufw default deny incoming
+  run ufw default allow outgoing
+  local port
+  for port in 22 80 443 "${API_LISTEN##*:}"; do
+    run ufw allow "$port/tcp"
+  done
+  run ufw --force enable
+}
+
+deploy_key() {
+  local keys=$PREFIX/root/.ssh/authorized_keys
+  [[ -n ${DEPLOY_PUBLIC_KEY:-} ]] || return 0
+  mkdir -p "$(dirname "$keys")" && chmod 700 "$(dirname "$keys")"
+  if ! grep -qxF "$DEPLOY_PUBLIC_KEY" "$keys" 2>/dev/null; then
+    printf '%s\n' "$DEPLOY_PUBLIC_KEY" >>"$keys"
+    chmod 600 "$keys"
+    echo "added the deploy key to /root/.ssh/authorized_keys"
+  fi
+}
+
+mkdir -p "$PREFIX/usr/local/bin" "$PREFIX/etc/nginx/sites-enabled"
+packages
+environment_file
+database
+nginx_site
+units
+firewall
+deploy_key
+echo "provisioned: deploy with ./deploy.sh root@THIS-HOST"

@@ -1,0 +1,110 @@
+""".circleci/config.yml: its workflows hang together, run make targets
+that exist, deploy from main only after the tests, and release weekly from
+the schedule trigger. (`make lint` validates it against CircleCI's schema.)"""
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import yaml
+from serving import ROOT
+
+CONFIG = Path(ROOT) / '.circleci' / 'config.yml'
+
+
+def load():
+    return yaml.safe_load(CONFIG.read_text())
+
+
+def job_entries(workflow):
+    """(name, options) for each job a workflow lists."""
+    for entry in workflow['jobs']:
+        if isinstance(entry, str):
+            yield entry, {}
+        else:
+            (name, options), = entry.items()
+            yield name, options or {}
+
+
+def workflow_problems(config):
+    """What is wrong with how the workflows name jobs: a job that does not
+    exist, a `requires` that is not a job of the same workflow."""
+    problems = []
+    for workflow_name, workflow in config['workflows'].items():
+        listed = {name for name, _ in job_entries(workflow)}
+        for name, options in job_entries(workflow):
+            if name not in config['jobs']:
+                problems.append('%s: no job %s' % (workflow_name, name))
+            for required in options.get('requires', []):
+                if required not in listed:
+                    problems.append('%s: %s requires %s, not in the workflow'
+                                    % (workflow_name, name, required))
+    return problems
+
+
+def test_every_job_and_requirement_in_the_workflows_exists():
+    assert workflow_problems(load()) == []
+
+
+def test_the_check_finds_missing_jobs_and_foreign_requirements():
+    config = load()
+    broken = copy.deepcopy(config)
+    broken['workflows']['commit']['jobs'].append('no-such-job')
+    broken['workflows']['weekly-release']['jobs'] = [
+        {'release': {'requires': ['test']}}]
+    assert workflow_problems(broken) == [
+        'commit: no job no-such-job',
+        'weekly-release: release requires test, not in the workflow']
+
+
+def test_the_commands_run_make_targets_that_exist():
+    commands = [step['run']['command']
+                for job in load()['jobs'].values() for step in job['steps']
+                if isinstance(step, dict) and 'run' in step]
+    targets = set()
+    for command in commands:
+        for words in re.findall(r'(?:\bmake|\.ci/run)((?: [a-z][a-z-]*)+)',
+                                command):
+            targets.update(words.split())
+    assert {'lint', 'test', 'dist', 'deploy', 'release'} <= targets
+    for target in targets:
+        result = subprocess.run(['make', '-n', target], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_deploy_follows_the_tests_on_main_and_releases_are_weekly():
+    config = load()
+    commit = config['workflows']['commit']
+    jobs = dict(job_entries(commit))
+    assert jobs['deploy']['requires'] == ['test']
+    assert jobs['deploy']['filters'] == {'branches': {'only': 'main'}}
+    # Commits never run the release; the schedule runs only the release.
+    scheduled = ['scheduled_pipeline', '<< pipeline.trigger_source >>']
+    assert commit['when'] == {'not': {'equal': scheduled}}
+    weekly = config['workflows']['weekly-release']
+    assert weekly['when'] == {'and': [
+        {'equal': scheduled},
+        {'equal': ['weekly-release', '<< pipeline.schedule.name >>']}]}
+    assert dict(job_entries(weekly)) == {'release': {}}
+    # Deploys and releases reach the servers with the project's SSH keys.
+    for name in ('deploy', 'release'):
+        assert 'trust-servers' in config['jobs'][name]['steps']
+    assert 'add_ssh_keys' in config['commands']['trust-servers']['steps']
+    # The tests get a MariaDB of their own.
+    executor = config['executors'][config['jobs']['test']['executor']]
+    assert executor['docker'][1]['image'].startswith('mariadb:')
+    assert executor['environment']['TEST_MARIADB_URL'] == \
+        'mysql://root@127.0.0.1:3306'
+
+
+def test_the_ci_checks_pass_on_this_tree():
+    """make lint's checks of the shell scripts, this config, the
+    Vagrantfile and the systemd units (ruff is the Python tests' own)."""
+    result = subprocess.run(
+        ['make', '--no-print-directory', 'lint-shell', 'lint-ci',
+         'lint-vagrant', 'lint-units'],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'systemd-analyze verify: minitwit-web@ and minitwit-api@' in \
+        result.stdout

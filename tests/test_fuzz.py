@@ -1,0 +1,175 @@
+"""Any input at all (any unicode, any length, any JSON type, any bytes)
+into the API's JSON handlers and the web UI's forms: a 2xx, 3xx or 4xx,
+never a 5xx, and a row only when the answer says one was written."""
+import json
+from urllib.parse import quote, urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sim_client import AUTH, register
+from ui_client import browser, register_and_login
+
+import minitwit
+from models import Follower, Message, User, connection
+
+pytestmark = pytest.mark.slow
+
+# Function-scoped fixtures are fine here: every example may add rows.
+fuzz = settings(max_examples=50, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+# Unpaired surrogates included: JSON's "\ud800" decodes to one.
+any_text = st.one_of(
+    st.text(st.characters(exclude_categories=())),
+    st.text(max_size=1100, min_size=90),  # across the length limits
+)
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
+    lambda inner: st.lists(inner, max_size=3) |
+    st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=8)
+
+
+def fields(*names):
+    """JSON objects with these fields (or some of them) holding anything."""
+    return st.dictionaries(st.sampled_from(names), any_json) | \
+        st.fixed_dictionaries({name: any_json | any_text for name in names})
+
+
+def rows():
+    with connection():
+        return (User.select().count(), Message.select().count(),
+                Follower.select().count())
+
+
+def send(api, method, url, body):
+    """Send `body` (bytes as they are, anything else as JSON)."""
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    answer = api.request(url, method=method, body=body, headers=dict(
+        AUTH, **{'Content-Type': 'application/json'}), expect_errors=True)
+    assert answer.status_int < 500, (url, body[:200], answer.text[:300])
+    if answer.status_int >= 400:
+        assert answer.json['status'] == answer.status_int
+        assert isinstance(answer.json['error_msg'], str)
+    return answer.status_int
+
+
+# --- the simulator API -----------------------------------------------------------
+
+@fuzz
+@given(body=any_json | fields('username', 'email', 'pwd') | st.binary())
+def test_register_takes_anything(api, body):
+    before = rows()
+    status = send(api, 'POST', '/register', body)
+    assert status in (204, 400)
+    users = before[0] + (status == 204)
+    assert rows() == (users,) + before[1:]
+
+
+@fuzz
+@given(body=any_json | fields('content') | st.binary())
+def test_posting_a_message_takes_anything(api, body):
+    register(api, 'ann')
+    before = rows()
+    status = send(api, 'POST', '/msgs/ann', body)
+    assert status in (204, 400)
+    assert rows() == (before[0], before[1] + (status == 204), before[2])
+
+
+@fuzz
+@given(body=any_json | fields('follow', 'unfollow') | st.binary())
+def test_following_takes_anything(api, body):
+    for name in ('ann', 'bob'):
+        register(api, name)
+    status = send(api, 'POST', '/fllws/ann', body)
+    assert status in (204, 400, 404)
+
+
+@fuzz
+@given(name=st.text(min_size=1), no=any_text, latest=any_text,
+       body=fields('content', 'follow'))
+def test_any_path_segment_and_query(api, name, no, latest, body):
+    query = urlencode({'no': no, 'latest': latest},
+                      encoding='utf-8', errors='surrogatepass')
+    for resource in ('msgs', 'fllws'):
+        url = '/%s/%s?%s' % (resource, quote(name, safe=''), query)
+        send(api, 'GET', url, b'')
+        send(api, 'POST', url, body)
+
+
+# --- the web UI's forms ------------------------------------------------------------
+
+# What a browser can put in a form: any text it can encode as UTF-8.
+form_text = st.one_of(st.text(), st.text(min_size=90, max_size=1100))
+
+
+@pytest.fixture
+def ui(database):
+    return browser(minitwit.app)
+
+
+def csrf_token(ui, page):
+    """The CSRF token of the forms on `page` (one per browser and user)."""
+    return ui.get(page).html.find('input', {'name': 'csrf_token'})['value']
+
+
+def post_form(ui, token, action, data):
+    """POST `data` (a dict of fields, or raw bytes) to `action` with the
+    CSRF token `token`, as a browser submitting a form would."""
+    if isinstance(data, dict):
+        body = urlencode(dict(data, csrf_token=token)).encode()
+    else:
+        body = b'csrf_token=%s&%s' % (token.encode(), data)
+    answer = ui.post(action, body, headers={
+        'Content-Type': 'application/x-www-form-urlencoded'},
+        expect_errors=True)
+    assert answer.status_int < 500, (action, body[:200], answer.text[:300])
+    return answer.status_int
+
+
+@fuzz
+@given(username=form_text, email=form_text, password=form_text,
+       raw=st.binary())
+def test_the_sign_up_form_takes_anything(database, username, email, password,
+                                         raw):
+    ui = browser(minitwit.app)  # a new visitor each time
+    token = csrf_token(ui, '/register')
+    before = rows()
+    status = post_form(ui, token, '/register', {
+        'username': username, 'email': email, 'password': password,
+        'password2': password})
+    assert status in (302, 400)
+    assert rows()[0] == before[0] + (status == 302)
+    assert post_form(ui, token, '/register', raw) in (302, 400)
+    assert post_form(ui, token, '/login', {
+        'username': username, 'password': password}) in (302, 400)
+
+
+@fuzz
+@given(text=form_text, raw=st.binary(), name=st.text(min_size=1))
+def test_the_message_and_follow_forms_take_anything(ui, text, raw, name):
+    if ui.get('/logout').status_int != 200:  # not signed in yet
+        register_and_login(ui, 'ann')
+    token = csrf_token(ui, '/logout')
+    before = rows()
+    status = post_form(ui, token, '/add_message', {'text': text})
+    assert status in (302, 400)
+    assert rows()[1] == before[1] + (status == 302)
+    assert post_form(ui, token, '/add_message', raw) in (302, 400)
+    path = '/' + quote(name, safe='')
+    for action in ('/follow', '/unfollow'):
+        assert post_form(ui, token, path + action, b'') in (302, 404)
+    assert ui.get(path, expect_errors=True).status_int in (200, 404)
+
+
+@fuzz
+@given(before=st.text(), cookie=st.text(st.characters(
+    min_codepoint=0x21, max_codepoint=0xff, exclude_characters=';,')))
+def test_pages_take_any_query_and_cookie(ui, before, cookie):
+    for name in ('session', 'flash', 'csrf'):
+        answer = ui.get('/public?' + urlencode({'before': before}), headers={
+            'Cookie': '%s=%s' % (name, cookie)}, expect_errors=True)
+        assert answer.status_int in (200, 400)

@@ -1,0 +1,449 @@
+"""scripts/import_legacy.py: the original ITU-MiniTwit's data, brought across
+through its command line and checked through the simulator API and the web
+UI's sign-in."""
+import os
+import sqlite3
+import subprocess
+from urllib.parse import urlparse
+
+import pytest
+from conftest import MARIADB_URL
+from import_legacy import create_legacy
+from legacy_db import (
+    DATA,
+    api_view,
+    build_from_scenario,
+    database_url,
+    original_view,
+    run_script,
+    scenario_actions,
+)
+from sim_client import register, tweet
+from webtest import TestApp
+
+import minitwit
+import models
+from models import Follower, Message, User
+
+CHEAP_HASH = 'pbkdf2:sha256:150000$salt$' + '0' * 64
+
+
+def import_legacy(*args, url=None):
+    """Run the script on `url`, by default the test's database."""
+    return run_script('import_legacy.py', *args,
+                      database_url=url or database_url())
+
+
+def counts():
+    """(users, follows, messages) in the test's database."""
+    return tuple(model.select().count() for model in (User, Follower, Message))
+
+
+@pytest.fixture(scope='module')
+def generated(tmp_path_factory):
+    """(path, passwords) of the original's database after a generated
+    scenario: 8 users with werkzeug hashes of both kinds, repeated follows,
+    unfollows, messages sharing pub_dates, every 7th message flagged."""
+    path = str(tmp_path_factory.mktemp('legacy') / 'minitwit.db')
+    passwords = build_from_scenario(path, scenario_actions(3, 8, 400))
+    return path, passwords
+
+
+def legacy_counts(path):
+    """(users, follower rows, distinct pairs, messages) of a legacy DB."""
+    conn = sqlite3.connect(path)
+    found = conn.execute(
+        'SELECT (SELECT count(*) FROM user), (SELECT count(*) FROM follower), '
+        '(SELECT count(*) FROM (SELECT DISTINCT who_id, whom_id FROM '
+        'follower)), (SELECT count(*) FROM message)').fetchone()
+    conn.close()
+    return found
+
+
+# --- a clean import ----------------------------------------------------------
+
+def test_import_brings_every_user_message_and_follow_across(api, generated):
+    path, passwords = generated
+    users, rows, pairs, messages = legacy_counts(path)
+    assert rows > pairs  # the scenario repeats follows: rows to collapse
+    result = import_legacy(path)
+    assert result.returncode == 0, result.stderr
+    assert 'legacy:        %d users, %d follower rows (%d pairs), %d messages' \
+        % (users, rows, pairs, messages) in result.stdout
+    assert 'target before: 0 users, 0 follows, 0 messages' in result.stdout
+    assert 'follows:  added %d, 0 already there, 0 skipped, %d repeated ' \
+        'follower rows collapsed' % (pairs, rows - pairs) in result.stdout
+    assert 'target after:  %d users, %d follows, %d messages' \
+        % (users, pairs, messages) in result.stdout
+    assert counts() == (users, pairs, messages)
+
+    # Ids are kept, and the API shows exactly what the original held.
+    conn = sqlite3.connect(path)
+    assert sorted(conn.execute('SELECT user_id, username, email, pw_hash '
+                               'FROM user')) == \
+        sorted(User.select().tuples())
+    conn.close()
+    assert api_view(api, passwords) == original_view(path)
+
+
+def sign_in(username, password, status=302):
+    """Sign in on the web UI's form, in a new browser; the answer."""
+    browser = TestApp(minitwit.app)
+    form = browser.get('/login').forms[0]
+    form['username'], form['password'] = username, password
+    answer = form.submit(status=status)
+    return answer.follow() if status == 302 else answer
+
+
+def test_original_users_sign_in_on_the_web_with_their_old_passwords(
+        database, generated):
+    path, passwords = generated
+    assert import_legacy(path).returncode == 0
+    kinds = set()
+    for name, password in passwords.items():
+        kinds.add(User.by_name(name).pw_hash.split('$')[0])
+        assert 'Invalid password' in sign_in(name, password + 'x', 400).text
+        assert 'You were logged in' in sign_in(name, password).text
+        # ... and the werkzeug hash has become an argon2 one, which works.
+        assert User.by_name(name).pw_hash.startswith('$argon2id$')
+    assert kinds == {'pbkdf2:sha256:150000', 'scrypt:32768:8:1'}
+    name = next(iter(passwords))
+    assert 'You were logged in' in sign_in(name, passwords[name]).text
+
+
+def test_a_second_import_adds_nothing(database, generated):
+    path, passwords = generated
+    assert import_legacy(path).returncode == 0
+    before = counts()
+    # A moderator hides a message; a user's hash is upgraded at sign-in.
+    assert run_script('flag_tool.py', 1,
+                      database_url=database_url()).returncode == 0
+    name = next(iter(passwords))
+    assert 'You were logged in' in sign_in(name, passwords[name]).text
+    result = import_legacy(path)
+    assert result.returncode == 0, result.stderr
+    assert 'users:    added 0, %d already there, 0 skipped' % before[0] \
+        in result.stdout
+    assert 'messages: added 0, %d already there, 0 skipped' % before[2] \
+        in result.stdout
+    assert counts() == before
+    assert Message.get_by_id(1).flagged
+    assert User.by_name(name).pw_hash.startswith('$argon2id$')
+
+
+def test_new_rows_get_ids_after_the_imported_ones(api, tmp_path):
+    """On MariaDB too, where the counters are the tables' own."""
+    path = str(tmp_path / 'gaps.db')
+    conn = create_legacy(path)
+    conn.execute('INSERT INTO user VALUES (1000000, ?, ?, ?)',
+                 ('old', 'old@example.com', CHEAP_HASH))
+    conn.execute("INSERT INTO message VALUES (5000000, 1000000, 'old news', 1, 0)")
+    conn.commit()
+    conn.close()
+    assert import_legacy(path).returncode == 0
+    assert register(api, 'new').status_int == 204
+    assert tweet(api, 'new', 'fresh').status_int == 204
+    assert User.by_name('new').user_id == 1000001
+    assert Message.get(Message.text == 'fresh').message_id == 5000001
+
+
+# --- dry runs ------------------------------------------------------------------
+
+def test_a_dry_run_writes_nothing_not_even_the_tables(make_db_url, generated):
+    path, _ = generated
+    users, _, pairs, messages = legacy_counts(path)
+    url = make_db_url()
+    result = import_legacy(path, '--dry-run', url=url)
+    assert result.returncode == 0, result.stderr
+    assert 'target before: 0 users, 0 follows, 0 messages (no tables yet)' \
+        in result.stdout
+    assert 'users:    would add %d' % users in result.stdout
+    assert 'target would then hold: %d users, %d follows, %d messages' % (
+        users, pairs, messages) in result.stdout
+    target = models.make_database(url)
+    if url.startswith('sqlite'):
+        assert not os.path.exists(target.database)
+    else:
+        assert target.get_tables() == []
+        target.close()
+
+
+def test_a_dry_run_after_an_import_would_add_nothing(database, generated):
+    path, _ = generated
+    assert import_legacy(path).returncode == 0
+    before = counts()
+    result = import_legacy(path, '--dry-run')
+    assert result.returncode == 0, result.stderr
+    assert 'messages: would add 0, %d already there' % before[2] \
+        in result.stdout
+    assert counts() == before
+
+
+# --- rows that cannot come across ------------------------------------------
+
+@pytest.fixture
+def awkward(tmp_path):
+    """A legacy database with everything that must not come across as is
+    (as a dump can hold it: NULL emails too)."""
+    path = str(tmp_path / 'awkward.db')
+    conn = create_legacy(path, not_null=False)
+    conn.executemany('INSERT INTO user VALUES (?, ?, ?, ?)', [
+        (1, 'alice', 'alice@example.com', CHEAP_HASH),
+        (2, 'bob', 'bob@example.com', CHEAP_HASH),
+        (3, 'carol', 'carol@legacy.example', CHEAP_HASH),  # name taken
+        (4, 'dave', 'dave@example.com', CHEAP_HASH),      # id taken
+        (5, 'alice', 'alice2@example.com', CHEAP_HASH),   # name repeated
+        (6, 'erin', None, CHEAP_HASH),                    # no email
+        (7, 'fay\x00', 'fay@example.com', CHEAP_HASH),    # NUL in the name
+    ])
+    conn.executemany('INSERT INTO follower VALUES (?, ?)', [
+        (1, 2), (1, 2), (1, 2), (2, 1),
+        (1, 3),            # carol was not imported
+        (1, 99), (98, 1),  # orphans
+    ])
+    conn.executemany('INSERT INTO message VALUES (?, ?, ?, ?, ?)', [
+        (1, 1, 'hello from alice', 100, 0),
+        (2, 2, 'flagged by a moderator', 101, 1),
+        (3, 1, 'flagged is NULL: hidden by the original', 102, None),
+        (4, 99, 'by nobody', 103, 0),
+        (5, 3, 'by the legacy carol', 104, 0),
+        (6, 1, 'no date', None, 0),
+        (10, 2, 'id taken in the target', 105, 0),
+    ])
+    conn.execute("INSERT INTO message VALUES (11, 1, CAST(x'61ff62' AS TEXT), "
+                 "106, 0)")  # not UTF-8
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_conflicts_orphans_and_bad_rows_are_reported_and_skipped(
+        api, awkward):
+    carol = User.create(user_id=50, username='carol', email='c@new.example',
+                        pw_hash='new-carol')
+    User.create(user_id=4, username='zed', email='z@new.example',
+                pw_hash='new-zed')
+    Message.create(message_id=10, author=carol, text='carol, new', pub_date=1)
+    result = import_legacy(awkward)
+    assert result.returncode == 1
+    assert 'users:    added 2, 0 already there, 5 skipped' in result.stdout
+    assert 'follows:  added 2, 0 already there, 3 skipped, 2 repeated ' \
+        'follower rows collapsed' in result.stdout
+    assert 'messages: added 3, 0 already there, 5 skipped' in result.stdout
+    for reason in [
+            "user 'carol' (id 3): the target has a different user of that "
+            "name (id 50)",
+            "user 'dave' (id 4): the target gives id 4 to a different user, "
+            "'zed'",
+            "user 'alice' (id 5): legacy user 1 has the same name",
+            "user 'erin' (id 6): email is missing",
+            "(id 7): username holds NUL or is not valid UTF-8",
+            'follow 1 -> 3: user 3 was not imported',
+            'follow 1 -> 99: orphan: there is no user 99',
+            'follow 98 -> 1: orphan: there is no user 98',
+            'message 4: orphan: there is no user 99',
+            'message 5: user 3 was not imported',
+            'message 6: pub_date is missing',
+            'message 10: the target has a different message with that id',
+            'message 11: text holds NUL or is not valid UTF-8']:
+        assert reason in result.stderr
+
+    # Nothing was merged into the target's own users.
+    assert User.get_by_id(50).pw_hash == 'new-carol'
+    assert User.get_by_id(4).pw_hash == 'new-zed'
+    assert [u.username for u in User.select().order_by(User.user_id)] == \
+        ['alice', 'bob', 'zed', 'carol']
+    assert api_view(api, ['alice', 'bob', 'carol', 'zed']) == {
+        'alice': ([('hello from alice', 100)], ['bob']),
+        'bob': ([], ['alice']),
+        'carol': ([('carol, new', 1)], []),
+        'zed': ([], []),
+    }
+
+    # A second run skips the same rows and adds nothing.
+    again = import_legacy(awkward)
+    assert again.returncode == 1
+    assert 'users:    added 0, 2 already there, 5 skipped' in again.stdout
+    assert 'messages: added 0, 3 already there, 5 skipped' in again.stdout
+
+
+# --- input that is not a legacy database ---------------------------------------
+
+@pytest.mark.parametrize('content, error', [
+    (None, 'is not a file'),
+    (b'', 'holds none of the tables'),
+    (b'\xff\xfe binary', 'nor a UTF-8 SQL dump'),
+    (b"INSERT INTO message VALUES (1, 1, 'unterminated);",
+     "line 1: unexpected \"'\""),
+    (b'CREATE TABLE user (user_id int, username text);\n\n'
+     b"INSERT INTO user VALUES (1, 'a', 'b');", 'line 3: 3 values for 2'),
+    (b"INSERT INTO user (user_id, nickname) VALUES (1, 'x');",
+     'has no column nickname'),
+    (b'INSERT INTO message VALUES (1, 1, now(), 1, 0);',
+     "cannot read the value 'now'"),
+])
+def test_what_is_not_a_legacy_database_gets_a_clear_error(
+        tmp_path, content, error):
+    path = tmp_path / 'legacy.sql'
+    if content is not None:
+        path.write_bytes(content)
+    target = tmp_path / 'target.db'
+    result = import_legacy(path, url='sqlite:///%s' % target)
+    assert result.returncode == 2
+    assert error in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not target.exists()
+
+
+def test_an_sqlite_file_of_another_app_is_refused(tmp_path):
+    path = tmp_path / 'other.db'
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE user (id INTEGER, name TEXT)')
+    conn.close()
+    target = tmp_path / 'target.db'
+    result = import_legacy(path, url='sqlite:///%s' % target)
+    assert result.returncode == 2
+    assert 'is not an ITU-MiniTwit database: table user lacks email, ' \
+        'pw_hash, user_id, username' in result.stderr
+    assert not target.exists()
+
+
+@pytest.mark.parametrize('size', ['0', '10001', 'ten'])
+def test_a_bad_batch_size_is_refused(tmp_path, generated, size):
+    target = tmp_path / 'target.db'
+    result = import_legacy(generated[0], '--batch-size', size,
+                           url='sqlite:///%s' % target)
+    assert result.returncode == 2
+    assert 'is not a whole number from 1 to 10000' in result.stderr
+    assert not target.exists()
+
+
+def test_batches_of_one_give_the_same_result(api, generated):
+    path, passwords = generated
+    assert import_legacy(path, '--batch-size', '1').returncode == 0
+    assert api_view(api, passwords) == original_view(path)
+
+
+# --- MySQL dumps -----------------------------------------------------------------
+
+TRICKY = ["it's", 'back\\slash', 'tab\there', 'new\nline', 'cr\rreturn',
+          'quote " double', '“curly” æøå 🐋', '100% _under_', '\\%\\_',
+          "''", '', 'semi; colon', '-- not a comment', '/* nor this */',
+          'ctrl-Z \x1a', 'back\bspace']
+
+
+@pytest.mark.skipif(not MARIADB_URL, reason='needs TEST_MARIADB_URL: '
+                    'mysqldump dumps from a MariaDB server')
+def test_a_mysqldump_of_the_original_reads_back_exactly(mariadb_admin,
+                                                         tmp_path):
+    """The original's tables in MySQL, dumped by mysqldump itself, convert
+    to the same rows: every escape mysqldump writes is read back."""
+    name = 'minitwit_test_dump_%d' % os.getpid()
+    rows = [(i + 1, 1, text, 1580989428 + i, i % 2)
+            for i, text in enumerate(TRICKY)] + [(99, 1, 'undated', None, None)]
+    with mariadb_admin.cursor() as cur:
+        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+        try:
+            cur.execute('USE %s' % name)
+            cur.execute(
+                'CREATE TABLE user (user_id integer primary key auto_increment,'
+                ' username varchar(100) not null, email varchar(200) null, '
+                'pw_hash varchar(200) not null)')
+            cur.execute('CREATE TABLE follower (who_id integer, whom_id integer)')
+            cur.execute(
+                'CREATE TABLE message (message_id integer primary key '
+                'auto_increment, author_id integer not null, text varchar(500) '
+                'not null, pub_date integer, flagged integer)')
+            cur.execute('INSERT INTO user VALUES (1, %s, NULL, %s)',
+                        ("O'Brien \\ x", 'h'))
+            cur.executemany('INSERT INTO message VALUES (%s, %s, %s, %s, %s)',
+                            rows)
+            server = urlparse(MARIADB_URL)
+            dump = tmp_path / 'dump.sql'
+            with open(dump, 'wb') as out:
+                subprocess.run(
+                    ['mysqldump', '--host', server.hostname or '127.0.0.1',
+                     '--port', str(server.port or 3306), '--user',
+                     server.username or 'root',
+                     '--password=%s' % (server.password or ''), name],
+                    stdout=out, check=True, timeout=60)
+        finally:
+            cur.execute('DROP DATABASE %s' % name)
+    converted = tmp_path / 'legacy.db'
+    result = import_legacy(dump, '--to-sqlite', converted, url='sqlite:///unused')
+    assert result.returncode == 0, result.stderr
+    assert '1 user rows, 0 follower rows, %d message rows' % len(rows) \
+        in result.stdout
+    conn = sqlite3.connect(converted)
+    assert conn.execute('SELECT * FROM message ORDER BY message_id').fetchall() \
+        == rows
+    assert conn.execute('SELECT * FROM user').fetchall() == \
+        [(1, "O'Brien \\ x", None, 'h')]
+    conn.close()
+
+
+def test_to_sqlite_refuses_to_overwrite(tmp_path):
+    dump = tmp_path / 'dump.sql'
+    dump.write_text("INSERT INTO user VALUES (1, 'a', 'a@b', 'h');")
+    existing = tmp_path / 'existing.db'
+    existing.write_bytes(b'keep me')
+    result = import_legacy(dump, '--to-sqlite', existing, url='sqlite:///unused')
+    assert result.returncode == 2
+    assert 'exists already' in result.stderr
+    assert existing.read_bytes() == b'keep me'
+
+
+# --- the course's data ---------------------------------------------------------
+
+LEGACY_DUMP = os.path.join(DATA, 'itu_minitwit_legacy.sql')
+SCENARIO = os.path.join(DATA, 'minitwit_scenario.csv')
+# Each sign-in hashes with pbkdf2 150,000 rounds, then argon2 (~0.13 s):
+# this many users, spread over the 200, keep the test short.
+PASSWORD_SAMPLE = 20
+
+
+@pytest.fixture(scope='module')
+def course_legacy(tmp_path_factory):
+    if not (os.path.exists(LEGACY_DUMP) and os.path.exists(SCENARIO)):
+        pytest.skip('the course data is not in %s' % DATA)
+    path = str(tmp_path_factory.mktemp('course') / 'legacy.db')
+    result = import_legacy(LEGACY_DUMP, '--to-sqlite', path, url='sqlite:///unused')
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.mark.slow
+def test_the_course_database_comes_across_exactly(api, course_legacy):
+    from simulate import expected_state, read_scenario
+    actions = list(read_scenario(SCENARIO))
+    names, messages, follows, _, _ = expected_state(actions)
+    assert legacy_counts(course_legacy) == (200, 6265, 6265, 11306)
+
+    result = import_legacy(LEGACY_DUMP)  # the dump itself, converted on the way
+    assert result.returncode == 0, result.stderr
+    assert 'legacy:        200 users, 6,265 follower rows (6,265 pairs), 11,306 ' \
+        'messages' in result.stdout
+    assert 'target after:  200 users, 6,265 follows, 11,306 messages' \
+        in result.stdout
+    assert counts() == (200, 6265, 11306)
+
+    # What the API shows is what the original held, and what the scenario
+    # implies (messages newest first, follows in the order followed).
+    shown = api_view(api, names)
+    assert shown == original_view(course_legacy)
+    for name in names:
+        assert [text for text, _ in shown[name][0]] == messages[name][::-1]
+        assert shown[name][1] == list(follows[name])
+
+    # The scenario's passwords sign in; new rows follow the imported ids.
+    passwords = {fields[0]: fields[2] for _, command, fields in actions
+                 if command == 'register'}
+    assert {u.pw_hash.split('$')[0] for u in User.select()} == \
+        {'pbkdf2:sha256:150000'}
+    for name in names[::len(names) // PASSWORD_SAMPLE]:
+        assert 'You were logged in' in sign_in(name, passwords[name]).text
+        assert User.by_name(name).pw_hash.startswith('$argon2id$')
+    assert register(api, 'after the import').status_int == 204
+    assert tweet(api, 'after the import', 'hello').status_int == 204
+    assert User.by_name('after the import').user_id > 200
+    assert Message.get(Message.text == 'hello').message_id > 11306

@@ -1,0 +1,74 @@
+"""The data layer's own promises: how URLs become databases, SQLite's
+settings, the checkpointer, and compiled statements."""
+import os
+import time
+
+import pytest
+from playhouse.pool import PooledMySQLDatabase, PooledSqliteDatabase
+
+import models
+
+
+def pragma(database, name):
+    return database.execute_sql('PRAGMA %s' % name).fetchone()[0]
+
+
+def test_sqlite_settings(tmp_path):
+    database = models.make_database('sqlite:///%s/a.db' % tmp_path)
+    assert isinstance(database, PooledSqliteDatabase)
+    database.connect()
+    assert pragma(database, 'journal_mode') == 'wal'
+    assert pragma(database, 'foreign_keys') == 1
+    assert pragma(database, 'synchronous') == 1  # NORMAL
+    assert pragma(database, 'busy_timeout') == 2000
+    database.close()
+    durable = models.make_database('sqlite:///%s/b.db?synchronous=full'
+                                   % tmp_path)
+    durable.connect()
+    assert pragma(durable, 'synchronous') == 2  # FULL
+    durable.close()
+
+
+def test_mysql_urls_become_pools_with_utf8mb4():
+    database = models.make_database(
+        'mysql://mt:p%40ss@db.example:3307/minitwit?max_connections=4')
+    assert isinstance(database, PooledMySQLDatabase)
+    assert database.database == 'minitwit'
+    params = database.connect_params
+    assert (params['host'], params['port'], params['user'],
+            params['password']) == ('db.example', 3307, 'mt', 'p@ss')
+    assert params['charset'] == 'utf8mb4'
+    assert database._max_connections == 4
+
+
+@pytest.mark.parametrize('url', ['postgres://x/y', 'minitwit.db', '',
+                                 'sqlite:///x.db?cache_size=1',
+                                 'mysql://root@h/db?charset=latin1'])
+def test_unknown_urls_are_refused_clearly(url):
+    with pytest.raises(ValueError, match='DATABASE_URL'):
+        models.make_database(url or 'nope')
+
+
+def test_the_checkpointer_keeps_the_database_file_current(tmp_path):
+    path = tmp_path / 'c.db'
+    models.configure('sqlite:///%s' % path)
+    models.create_schema()
+    with models.connection():
+        user = models.User.register('w', 'w@x', 'h')
+        with models.db.atomic():
+            for n in range(2000):
+                user.post('message %d' % n)
+    # The apps' connections are still open, so SQLite itself has not copied
+    # the log back; the background checkpointer does, within a moment.
+    deadline = time.monotonic() + 10
+    while os.path.getsize(path) < 100_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.getsize(path) >= 100_000
+    models.db.obj.close_all()
+
+
+def test_a_prepared_statement_must_bind_its_parameters_in_order(database):
+    bad = models.Prepared(lambda a, b: models.User.select().where(
+        (models.User.email == b) & (models.User.username == a)))
+    with pytest.raises(TypeError, match='binds'):
+        bad('name', 'email')
