@@ -16,31 +16,14 @@ import argparse
 import os
 import sys
 import tempfile
-from urllib.parse import urlparse
 
 import pymysql
 import simulate
 from progress import Progress
-from serving import Server
+from serving import Server, fresh_mariadb
 
 MARIADB_DATABASE = 'minitwit_bench'
 BLOCK = 500  # actions sent to one server before the other takes its turn
-
-
-def fresh_mariadb(server_url):
-    """Drop and create the bench database; return its URL."""
-    parts = urlparse(server_url)
-    conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
-                           port=parts.port or 3306,
-                           user=parts.username or 'root',
-                           password=parts.password or '', autocommit=True,
-                           connect_timeout=5)
-    with conn.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s' % MARIADB_DATABASE)
-        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4'
-                    % MARIADB_DATABASE)
-    conn.close()
-    return '%s/%s' % (server_url.rstrip('/'), MARIADB_DATABASE)
 
 
 def run(database_url, actions, label):
@@ -97,7 +80,7 @@ def main(argv=None):
                 url = 'sqlite:///%s/bench.db' % tmp
             elif backend == 'mariadb':
                 try:
-                    url = fresh_mariadb(args.mariadb)
+                    url = fresh_mariadb(args.mariadb, MARIADB_DATABASE)
                 except pymysql.err.OperationalError as error:
                     lines.append('%-22s not run: %s' % (backend, error))
                     failed = True

@@ -19,13 +19,12 @@ import random
 import sys
 import tempfile
 import time
-from urllib.parse import unquote, urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import import_legacy  # noqa: E402
-import pymysql  # noqa: E402
 from gen_scenario import sentence  # noqa: E402
+from serving import fresh_mariadb  # noqa: E402
 
 import models  # noqa: E402
 
@@ -53,20 +52,6 @@ def generate_legacy(path, users, follows, messages, seed=1):
          int(i % 100 == 0)) for i in range(1, messages + 1)))
     conn.commit()
     conn.close()
-
-
-def fresh_mariadb(server_url):
-    """The URL of an empty database BENCH_DATABASE on `server_url`."""
-    server = urlparse(server_url)
-    conn = pymysql.connect(host=server.hostname or '127.0.0.1',
-                           port=server.port or 3306,
-                           user=unquote(server.username or 'root'),
-                           password=unquote(server.password or ''))
-    with conn.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s' % BENCH_DATABASE)
-        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % BENCH_DATABASE)
-    conn.close()
-    return '%s/%s' % (server_url.rstrip('/'), BENCH_DATABASE)
 
 
 def timed_import(legacy, url, batch_size):
@@ -108,7 +93,7 @@ def main(argv=None):
                   format(args.messages, ','), time.perf_counter() - started))
         targets = [('SQLite', 'sqlite:///%s' % os.path.join(tmp, 'target.db'))]
         if args.mariadb:
-            targets.append(('MariaDB', fresh_mariadb(args.mariadb)))
+            targets.append(('MariaDB', fresh_mariadb(args.mariadb, BENCH_DATABASE)))
         for name, url in targets:
             for run, (rows, seconds, cpu) in zip(
                     ('import', 'second run (nothing to add)'),

@@ -35,7 +35,7 @@ from urllib.parse import urlencode, urlparse
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from progress import Progress  # noqa: E402
-from serving import Server  # noqa: E402
+from serving import Server, fresh_mariadb  # noqa: E402
 
 import models  # noqa: E402
 import passwords  # noqa: E402
@@ -49,6 +49,7 @@ WORDS = ('the quick brown fox jumps over a lazy dog while we ship another '
          'release of minitwit to production and the simulator keeps on '
          'sending messages day and night').split()
 
+MARIADB_DATABASE = 'minitwit_bench_ui'
 HOME_USER = 1  # follows 500 others; signs in for /
 PROLIFIC_USER = 2  # writes 1% of all messages; /<user> shows this one
 HOME_FOLLOWS = 500
@@ -306,23 +307,6 @@ def report(all_results, args):
                     format(args.small, ','), verdict))
 
 
-def mariadb_database(server_url, name='minitwit_bench_ui', drop_only=False):
-    """The URL of a fresh, empty database `name` on the server (or, with
-    `drop_only`, drop it when done)."""
-    import pymysql
-    parts = urlparse(server_url)
-    admin = pymysql.connect(host=parts.hostname or '127.0.0.1',
-                            port=parts.port or 3306,
-                            user=parts.username or 'root',
-                            password=parts.password or '', autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute('DROP DATABASE IF EXISTS %s' % name)
-        if not drop_only:
-            cursor.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
-    admin.close()
-    return '%s/%s' % (server_url.rstrip('/'), name)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--mariadb', metavar='URL',
@@ -346,10 +330,10 @@ def main():
                                     args)
     if args.mariadb and args.only in (None, 'mariadb'):
         try:
-            results['mariadb'] = run('mariadb', mariadb_database(args.mariadb),
+            results['mariadb'] = run('mariadb', fresh_mariadb(args.mariadb, MARIADB_DATABASE),
                                      args)
         finally:
-            mariadb_database(args.mariadb, drop_only=True)
+            fresh_mariadb(args.mariadb, MARIADB_DATABASE, drop_only=True)
     report(results, args)
 
 

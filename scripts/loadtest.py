@@ -30,8 +30,7 @@ import time
 from collections import defaultdict
 from urllib.parse import quote, urlparse
 
-import pymysql
-from serving import Server
+from serving import Server, fresh_mariadb
 from simulate import DEADLINE, Client, percentile
 
 # (kind, weight): what one client does next. Two requests in three are the
@@ -206,17 +205,7 @@ def fresh_database(mariadb, folder):
     MariaDB server."""
     if not mariadb:
         return 'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
-    parts = urlparse(mariadb)
-    conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
-                           port=parts.port or 3306,
-                           user=parts.username or 'root',
-                           password=parts.password or '', autocommit=True,
-                           connect_timeout=5)
-    with conn.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s' % DATABASE)
-        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % DATABASE)
-    conn.close()
-    return '%s/%s' % (mariadb.rstrip('/'), DATABASE)
+    return fresh_mariadb(mariadb, DATABASE)
 
 
 def report(label, summary, floor=None):

@@ -1,6 +1,7 @@
 """Start MiniTwit apps under waitress in child processes, for benchmarks,
 load tests and the test suite: 127.0.0.1 only, a free port (never 2024),
-up when /healthz answers 200, stopped with SIGTERM (then SIGKILL)."""
+up when /healthz answers 200, stopped with SIGTERM (then SIGKILL). And give
+benchmarks a fresh MariaDB database to run them on."""
 import os
 import socket
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import unquote, urlparse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What every MiniTwit process is served with: the Makefile, deploy/slot and
@@ -100,3 +102,21 @@ class Server:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def fresh_mariadb(server_url, name, drop_only=False):
+    """The URL of database `name` on the MariaDB at `server_url`, dropped
+    and created empty (with `drop_only`, just dropped)."""
+    import pymysql  # only benchmarks on MariaDB need it
+    parts = urlparse(server_url)
+    conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
+                           port=parts.port or 3306,
+                           user=unquote(parts.username or 'root'),
+                           password=unquote(parts.password or ''),
+                           autocommit=True, connect_timeout=5)
+    with conn.cursor() as cur:
+        cur.execute('DROP DATABASE IF EXISTS `%s`' % name)
+        if not drop_only:
+            cur.execute('CREATE DATABASE `%s` CHARACTER SET utf8mb4' % name)
+    conn.close()
+    return '%s/%s' % (server_url.rstrip('/'), name)
