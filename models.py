@@ -178,7 +178,6 @@ class User(BaseModel):
         return Message.page(ids, before, size)
 
 
-
 class Message(BaseModel):
     message_id = AutoField()
     # No index of its own: (author_id, flagged, ...) below starts with it.

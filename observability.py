@@ -186,7 +186,6 @@ class Instrumented:
             'status': status, 'duration_ms': round(seconds * 1000, 2),
             'request_id': environ['minitwit.request_id']})
 
-
     def metric_children(self, method, route, status):
         """The counter, histogram and (for refusals) rejection children of
         one kind of request."""

@@ -9,8 +9,9 @@ no-op app (scripts/floor_app.py: what the HTTP stack alone costs) and
 `sim_api:app` on a fresh database, replays the whole scenario through each,
 sequentially, as the course's simulator does, 500 actions to one and then
 the same 500 to the other (so that a busy moment of the machine falls on
-both alike), and verifies the app's final state. It prints requests/s, the app's share of the floor's, latency
-percentiles and errors. Nothing here is asserted: the figures go in README.
+both alike), and verifies the app's final state. It prints requests/s, the
+app's share of the floor's, latency percentiles and errors. Nothing here is
+asserted: the figures go in README.
 """
 import argparse
 import os

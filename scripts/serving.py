@@ -3,6 +3,7 @@ load tests and the test suite: 127.0.0.1 only, a free port (never 2024),
 up when /healthz answers 200, stopped with SIGTERM (then SIGKILL). And give
 benchmarks a fresh MariaDB database to run them on."""
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,14 +21,32 @@ WAITRESS_FLAGS = ['--threads=4', '--max-request-body-size=1048576',
                   '--channel-timeout=30']
 
 
+def ephemeral_ports():
+    """The range the kernel takes outgoing connections' ports from."""
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low, high = map(int, f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
 def free_port():
-    """A free TCP port on 127.0.0.1, never 2024."""
+    """A free TCP port on 127.0.0.1, never 2024, and below the ephemeral
+    range: a port picked now may be bound much later (a deploy's next slot),
+    and meanwhile any outgoing connection could take one from that range."""
+    low = ephemeral_ports()[0]
+    start = 10000 if low > 20000 else 1024
     while True:
+        port = random.randrange(start, max(low, start + 1000))
+        if port == 2024:
+            continue
         with socket.socket() as s:
-            s.bind(('127.0.0.1', 0))
-            port = s.getsockname()[1]
-        if port != 2024:
-            return port
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        return port
 
 
 def waitress_serve():

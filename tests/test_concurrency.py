@@ -76,7 +76,6 @@ def test_the_same_pair_followed_at_once_is_one_row(server):
             [b for a, b in pairs if a == who]
 
 
-
 def test_a_short_mixed_load_on_both_apps_has_no_errors(make_db_url,
                                                        start_server):
     """`make loadtest` in small: clients writing as the simulator does and
