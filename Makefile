@@ -22,10 +22,10 @@ WAITRESS_FLAGS := --threads=4 --max-request-body-size=1048576 --channel-timeout=
 
 export DATABASE_URL TEST_MARIADB_URL
 
-.PHONY: help install serve test initdb simulate bench
+.PHONY: help install serve test initdb simulate bench bench-passwords
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(VENV)/.installed ## create .venv with the pinned requirements
 
@@ -54,6 +54,9 @@ simulate: install ## replay SCENARIO against URL as the course's simulator does 
 
 bench: install ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
 	$(PY) scripts/bench.py --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)
+
+bench-passwords: install ## what hashing and verifying a password costs (argon2id, the original's pbkdf2)
+	$(PY) scripts/bench_passwords.py
 
 # Each area keeps its targets beside the rest of its work, in mk/.
 include $(wildcard mk/*.mk)

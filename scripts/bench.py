@@ -88,7 +88,12 @@ def main(argv=None):
                     continue
             else:
                 sys.exit('unknown backend %r' % backend)
-            floor, app = run(url, actions, backend)
+            try:
+                floor, app = run(url, actions, backend)
+            finally:
+                if backend == 'mariadb':
+                    fresh_mariadb(args.mariadb, MARIADB_DATABASE,
+                                  drop_only=True)
             lines.append(row('floor (no-op app)', floor, floor))
             lines.append(row('sim_api on ' + backend, app, floor))
             failed |= bool(app['error_count'] or app['verify'])

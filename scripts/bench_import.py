@@ -7,10 +7,10 @@
 Generates a legacy SQLite database of that size (a tenth of the follows
 repeat a pair, as the original stored repeated follows), imports it into a
 new SQLite database and, with --mariadb mysql://user@host:3306, into the
-database minitwit_bench_import there (dropped and created anew), then imports
-it a second time (nothing to add: every row is compared). Prints rows per
-second for each, and the CPU time this process took (the wall time depends
-on what else the machine is doing).
+database minitwit_bench_import there (created anew, dropped at the end),
+then imports it a second time (nothing to add: every row is compared).
+Prints rows per second for each, and the CPU time this process took (the
+wall time depends on what else the machine is doing).
 """
 import argparse
 import hashlib
@@ -94,14 +94,19 @@ def main(argv=None):
         targets = [('SQLite', 'sqlite:///%s' % os.path.join(tmp, 'target.db'))]
         if args.mariadb:
             targets.append(('MariaDB', fresh_mariadb(args.mariadb, BENCH_DATABASE)))
-        for name, url in targets:
-            for run, (rows, seconds, cpu) in zip(
-                    ('import', 'second run (nothing to add)'),
-                    timed_import(legacy, url, args.batch_size), strict=True):
-                print('%-7s %-28s %s rows in %5.1f s = %7s rows/s '
-                      '(%.1f s CPU in this process)' % (
-                          name, run + ':', format(rows, ','), seconds,
-                          format(round(rows / seconds), ','), cpu))
+        try:
+            for name, url in targets:
+                for run, (rows, seconds, cpu) in zip(
+                        ('import', 'second run (nothing to add)'),
+                        timed_import(legacy, url, args.batch_size),
+                        strict=True):
+                    print('%-7s %-28s %s rows in %5.1f s = %7s rows/s '
+                          '(%.1f s CPU in this process)' % (
+                              name, run + ':', format(rows, ','), seconds,
+                              format(round(rows / seconds), ','), cpu))
+        finally:
+            if args.mariadb:
+                fresh_mariadb(args.mariadb, BENCH_DATABASE, drop_only=True)
 
 
 if __name__ == '__main__':

@@ -4,21 +4,22 @@
     python scripts/bench_ui.py [--mariadb mysql://root@127.0.0.1:3306]
 
 For each database (SQLite, and MariaDB when --mariadb names a server) it
-seeds 100,000 users and 2,000,000 follows, then 10,000 messages, measures,
-grows the messages to 1,000,000 and measures again. Each measurement is
-`--requests` sequential GETs over HTTP (one keep-alive connection) against
-`minitwit:app` under waitress, for:
+builds two databases from one fixed seed: 100,000 users, 2,000,000 follows
+and 10,000 messages in the first; the same, grown to 1,000,000 messages, in
+the second. It serves each with `minitwit:app` under waitress and measures
+`--requests` GETs per page and size over HTTP (one keep-alive connection
+per server), one request to each size in turn, so that the ups and downs of
+a shared machine fall on both sizes alike. The pages:
 
 - /public, and an older page of it (`?before=`, a quarter of the way back);
 - /<user> of an author who wrote 1% of all messages, so that both sizes have
   a full page to show;
 - / (signed in) of a user who follows 500 others.
 
-Before each measurement the database is let settle (see `settle`). It
-prints p50 and p99 per page and size, and how each of the issue's targets
-came out. The MariaDB database is `minitwit_bench_ui`, created afresh and
-dropped at the end; the SQLite file lives in a temporary folder. The seed
-is fixed, so every run builds the same data.
+Each database is let settle before it is measured (see `settle`). It prints
+p50 and p99 per page and size, and how each of the issue's targets came
+out. The MariaDB databases are `minitwit_bench_ui_10k` and `_1m`, created
+afresh and dropped at the end; the SQLite files live in a temporary folder.
 """
 import argparse
 import http.client
@@ -227,55 +228,71 @@ def pages(messages):
     ]
 
 
-def measure(server, messages, count):
-    """{label: (p50, p99)} for every page, at `messages` messages."""
-    anonymous, home = Browser(server.url), Browser(server.url)
-    home.sign_in('user%d' % HOME_USER, PASSWORD)
+def measure(servers, count):
+    """{(messages, label): (p50, p99)} for every page, from `servers`
+    ({messages: Server}), one request to each size in turn."""
+    browsers = {}
+    for messages, server in servers.items():
+        anonymous, home = Browser(server.url), Browser(server.url)
+        home.sign_in('user%d' % HOME_USER, PASSWORD)
+        browsers[messages] = anonymous, home
+    plans = {messages: pages(messages) for messages in servers}
     figures = {}
-    for label, path, signed_in, _ in pages(messages):
-        times = latencies(home if signed_in else anonymous, path, count)
-        figures[label] = percentiles(times)
+    for index, (label, _, _, _) in enumerate(plans[min(servers)]):
+        times = {messages: [] for messages in servers}
+        for n in range(count + 1):
+            # Alternate which size goes first; round 0 only warms up.
+            for messages in sorted(servers, reverse=n % 2 == 1):
+                _, path, signed_in, _ = plans[messages][index]
+                anonymous, home = browsers[messages]
+                times[messages] += latencies(home if signed_in else anonymous,
+                                             path, 1, 0 if n else 20)
+        for messages, values in times.items():
+            figures[messages, label] = percentiles(values[1:])
     return figures
 
 
 # --- one database, start to finish -------------------------------------------------
 
-def run(name, url, args):
-    """Seed `url`, measure at both sizes; returns {(messages, label): (p50, p99)}."""
+def seed(url, messages, args):
+    """Build the fixed seed's users, follows and first `messages` messages
+    in the empty database at `url`; returns the seconds it took."""
     rng = random.Random(2024)
-    print('%s: %s' % (name, url), file=sys.stderr)
+    print('  seeding %s messages in %s' % (format(messages, ','), url),
+          file=sys.stderr)
     models.configure(url)
-    results = {}
-    with models.connection():
-        bulk_load_settings()
-        started = time.monotonic()
-        seed_people(args.users, args.follows, rng)
-        seed_messages(1, args.small, args.users, rng)
-        seeding = time.monotonic() - started
-        settle()
-    server = Server('minitwit:app', url)
+    started = time.monotonic()
     try:
-        for label, figures in measure(server, args.small, args.requests).items():
-            results[args.small, label] = figures
-        server.stop()
         with models.connection():
             bulk_load_settings()
-            started = time.monotonic()
-            seed_messages(args.small + 1, args.messages, args.users, rng)
-            seeding += time.monotonic() - started
+            seed_people(args.users, args.follows, rng)
+            seed_messages(1, args.small, args.users, rng)
+            if messages > args.small:
+                seed_messages(args.small + 1, messages, args.users, rng)
             settle()
-        print('  seeding took %.0f s' % seeding, file=sys.stderr)
-        server.start()
-        for label, figures in measure(server, args.messages,
-                                      args.requests).items():
-            results[args.messages, label] = figures
+    finally:
+        models.db.obj.close_all()
+    return time.monotonic() - started
+
+
+def run(name, urls, args):
+    """Seed both sizes, measure them side by side;
+    returns {(messages, label): (p50, p99)}. `urls` is {messages: URL}."""
+    print('%s:' % name, file=sys.stderr)
+    seeding = sum(seed(url, messages, args) for messages, url in urls.items())
+    print('  seeding took %.0f s' % seeding, file=sys.stderr)
+    servers = {}
+    try:
+        for messages, url in urls.items():
+            servers[messages] = Server('minitwit:app', url)
+        return measure(servers, args.requests)
     except RuntimeError:
-        print(server.output()[-5000:], file=sys.stderr)
+        for server in servers.values():
+            print(server.output()[-5000:], file=sys.stderr)
         raise
     finally:
-        server.close()
-        models.db.obj.close_all()
-    return results
+        for server in servers.values():
+            server.close()
 
 
 def report(all_results, args):
@@ -283,7 +300,9 @@ def report(all_results, args):
     print('\n%-8s %10s  %-26s %8s %8s' % ('database', 'messages', 'page',
                                           'p50 ms', 'p99 ms'))
     for name, results in all_results.items():
-        for (messages, label), (p50, p99) in results.items():
+        # By size, each size's pages in the order they were measured.
+        for (messages, label), (p50, p99) in sorted(
+                results.items(), key=lambda item: item[0][0]):
             print('%-8s %10s  %-26s %8.1f %8.1f' % (
                 name, format(messages, ','), label, p50, p99))
     print()
@@ -323,17 +342,23 @@ def main():
     parser.add_argument('--requests', type=int, default=500,
                         help='GETs per page and measurement')
     args = parser.parse_args()
+    sizes = (args.small, args.messages)
     results = {}
     if args.only in (None, 'sqlite'):
         with tempfile.TemporaryDirectory(prefix='minitwit-bench-ui-') as tmp:
-            results['sqlite'] = run('sqlite', 'sqlite:///%s/minitwit.db' % tmp,
-                                    args)
+            results['sqlite'] = run('sqlite', {
+                messages: 'sqlite:///%s/minitwit-%d.db' % (tmp, messages)
+                for messages in sizes}, args)
     if args.mariadb and args.only in (None, 'mariadb'):
+        names = {messages: '%s_%s' % (MARIADB_DATABASE, label)
+                 for messages, label in zip(sizes, ('10k', '1m'), strict=True)}
         try:
-            results['mariadb'] = run('mariadb', fresh_mariadb(args.mariadb, MARIADB_DATABASE),
-                                     args)
+            results['mariadb'] = run('mariadb', {
+                messages: fresh_mariadb(args.mariadb, name)
+                for messages, name in names.items()}, args)
         finally:
-            fresh_mariadb(args.mariadb, MARIADB_DATABASE, drop_only=True)
+            for name in names.values():
+                fresh_mariadb(args.mariadb, name, drop_only=True)
     report(results, args)
 
 

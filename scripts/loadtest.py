@@ -244,11 +244,15 @@ def main(argv=None):
               'requests per run' % (database_url.split(':')[0], args.clients,
                                     args.processes, args.seconds,
                                     args.requests))
-        with Server('sim_api:app', database_url) as api, \
-                Server('minitwit:app', database_url) as web:
-            register_clients(api.url, args.clients, args.processes)
-            app = run({'api': api.url, 'web': web.url}, args.clients,
-                      args.processes, args.seconds, args.requests)
+        try:
+            with Server('sim_api:app', database_url) as api, \
+                    Server('minitwit:app', database_url) as web:
+                register_clients(api.url, args.clients, args.processes)
+                app = run({'api': api.url, 'web': web.url}, args.clients,
+                          args.processes, args.seconds, args.requests)
+        finally:
+            if args.mariadb:
+                fresh_mariadb(args.mariadb, DATABASE, drop_only=True)
     with Server('scripts.floor_app:app') as floor_server:
         floor = run({'api': floor_server.url, 'web': floor_server.url},
                     args.clients, args.processes, args.seconds,

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""What a password costs: hashing one (a sign-up), verifying one (a sign-in)
+with the current argon2id parameters, and verifying an original
+ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded.
+
+    python scripts/bench_passwords.py [--rounds 50]
+
+Prints wall and CPU milliseconds per call, p50 and p99. Nothing here is
+asserted: the figures go in README.
+"""
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import passwords  # noqa: E402
+
+PASSWORD = 'correct horse battery staple'  # noqa: S105 (made up)
+
+
+def werkzeug_pbkdf2(password, salt='fixedsaltforbench', rounds=150000):
+    """A hash in the original's format, for its verification cost."""
+    digest = hashlib.pbkdf2_hmac('sha256', password.encode(), salt.encode(),
+                                 rounds).hex()
+    return 'pbkdf2:sha256:%d$%s$%s' % (rounds, salt, digest)
+
+
+def measure(call, rounds):
+    """(wall ms, CPU ms) of each of `rounds` calls."""
+    walls, cpus = [], []
+    for _ in range(rounds):
+        wall, cpu = time.perf_counter(), time.process_time()
+        call()
+        walls.append((time.perf_counter() - wall) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    return walls, cpus
+
+
+def p99(values):
+    return statistics.quantiles(values, n=100)[98] if len(values) > 1 \
+        else values[0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--rounds', type=int, default=50)
+    args = parser.parse_args(argv)
+    current = passwords.hash_password(PASSWORD)
+    legacy = werkzeug_pbkdf2(PASSWORD)
+    print('argon2id parameters: %s' % current.split('$')[3])
+    print('%-34s %9s %9s %9s %9s' % ('', 'p50 ms', 'p99 ms', 'CPU p50',
+                                     'CPU p99'))
+    for label, call in (
+            ('hash a new password (sign-up)',
+             lambda: passwords.hash_password(PASSWORD)),
+            ('verify an argon2id hash (sign-in)',
+             lambda: passwords.verify_password(current, PASSWORD)),
+            ('verify the original pbkdf2 hash',
+             lambda: passwords.verify_password(legacy, PASSWORD))):
+        walls, cpus = measure(call, args.rounds)
+        print('%-34s %9.1f %9.1f %9.1f %9.1f' % (
+            label, statistics.median(walls), p99(walls),
+            statistics.median(cpus), p99(cpus)))
+
+
+if __name__ == '__main__':
+    main()
