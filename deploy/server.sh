@@ -12,9 +12,9 @@
 #
 # A switch starts the release in the idle slot, checks /healthz of both
 # apps, points nginx at it with a graceful reload, waits for nginx's old
-# workers and the old slot's last requests, then stops the old slot. When the new release fails its
-# health check the old one keeps serving, the new one is removed (its logs
-# stay in journald) and this exits non-zero.
+# workers and the old slot's last requests, then stops the old slot. When
+# the new release fails its health check the old one keeps serving, the new
+# one is removed (its logs stay in journald) and this exits non-zero.
 #
 # Under DEPLOY_ROOT (/opt/minitwit):
 #   releases/NAME            one per deploy: VERSION-TIMESTAMP, with its .venv
