@@ -9,7 +9,6 @@ PY := $(VENV)/bin/python
 DATA ?= ../shared/data
 SCENARIO ?= $(DATA)/minitwit_scenario.csv
 URL ?= http://127.0.0.1:5001
-DATABASE_URL ?= sqlite:///minitwit.db
 ARTIFACTS ?= artifacts
 # Where the browser test leaves a screenshot of every page it visits.
 SCREENSHOTS ?= $(ARTIFACTS)/screenshots
@@ -18,8 +17,11 @@ TEST_MARIADB_URL ?=
 # The suite runs in this many processes (pytest-xdist): 4 minutes, not 6, on 2 cores.
 TEST_WORKERS ?= 2
 BENCH_MARIADB_URL ?= mysql://root@127.0.0.1:3306
-WAITRESS_FLAGS := --threads=4 --max-request-body-size=1048576 --channel-timeout=30
+# How every MiniTwit process is served: deploy/defaults.env says it for all.
+WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 
+# DATABASE_URL, when given, reaches every command; otherwise the apps and
+# scripts use models.py's default, the SQLite file minitwit.db.
 export DATABASE_URL TEST_MARIADB_URL
 
 .PHONY: help install serve test initdb simulate bench bench-passwords
@@ -36,7 +38,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 serve: install ## run the web UI on :5000 and the API on :5001 (SQLite unless DATABASE_URL)
-	@echo "web UI  http://127.0.0.1:5000   simulator API  http://127.0.0.1:5001   ($(DATABASE_URL))"
+	@echo "web UI  http://127.0.0.1:5000   simulator API  http://127.0.0.1:5001   ($(or $(DATABASE_URL),SQLite minitwit.db))"
 	@trap 'kill 0' EXIT INT TERM; \
 	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5000 $(WAITRESS_FLAGS) minitwit:app & \
 	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5001 $(WAITRESS_FLAGS) sim_api:app & \

@@ -31,6 +31,7 @@ from peewee import (
     Select,
     TextField,
     Value,
+    __exception_wrapper__,
     fn,
 )
 from playhouse.pool import MaxConnectionsExceeded, PooledMySQLDatabase, PooledSqliteDatabase
@@ -112,13 +113,6 @@ class User(BaseModel):
                 .join(Follower, on=(Follower.whom == User.user_id))
                 .where(Follower.who == self.user_id)
                 .order_by(Follower.id))
-
-    def is_following(self, other):
-        """Whether this user follows `other`."""
-        return (Follower.select()
-                .where((Follower.who == self.user_id) &
-                       (Follower.whom == other.user_id))
-                .exists())
 
     # The writes below are single statements, atomic on their own; callers
     # wrap them in db.atomic() when something must commit with them.
@@ -293,6 +287,15 @@ class Latest(BaseModel):
 
 
 MODELS = (User, Message, Follower, Latest)
+
+
+def insert_many(fields, rows):
+    """INSERT `rows` (tuples in the order of `fields`, all of one model) as
+    one executemany, for bulk loads: a peewee query of all the rows would
+    cost more to build than the database's work."""
+    sql, _ = fields[0].model.insert(dict.fromkeys(fields)).sql()
+    with __exception_wrapper__:  # the driver's errors as peewee's
+        db.cursor().executemany(sql, rows)
 
 
 class Prepared:

@@ -1,5 +1,5 @@
 # Delivery: the tarball servers run, deploys and rollbacks over SSH, weekly
-# releases, and the checks `make lint` runs. docs/deploying.md explains them.
+# releases, and the checks `make lint` runs. README's "Deploying" explains them.
 
 DIST_DIR ?= dist
 DIST_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)

@@ -1,5 +1,5 @@
 # Operations: the load test. Metrics, logs and monitoring/ are described in
-# docs/operations.md.
+# README's "Operating MiniTwit".
 
 LOADTEST_ARGS ?=
 

@@ -1,5 +1,5 @@
 # The web UI: its benchmark (its tests run with the rest in `make test`).
-# docs/ui.md has the figures this prints.
+# README's "The web UI" has the figures this prints.
 
 .PHONY: bench-ui
 

@@ -14,6 +14,7 @@ app's share of the floor's, latency percentiles and errors. Nothing here is
 asserted: the figures go in README.
 """
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -77,23 +78,20 @@ def main(argv=None):
     failed = False
     with tempfile.TemporaryDirectory(prefix='minitwit-bench-') as tmp:
         for backend in args.backends.split(','):
-            if backend == 'sqlite':
-                url = 'sqlite:///%s/bench.db' % tmp
-            elif backend == 'mariadb':
-                try:
-                    url = fresh_mariadb(args.mariadb, MARIADB_DATABASE)
-                except pymysql.err.OperationalError as error:
-                    lines.append('%-22s not run: %s' % (backend, error))
-                    failed = True
-                    continue
-            else:
-                sys.exit('unknown backend %r' % backend)
-            try:
+            with contextlib.ExitStack() as scratch:
+                if backend == 'sqlite':
+                    url = 'sqlite:///%s/bench.db' % tmp
+                elif backend == 'mariadb':
+                    try:
+                        url = scratch.enter_context(
+                            fresh_mariadb(args.mariadb, MARIADB_DATABASE))
+                    except pymysql.err.OperationalError as error:
+                        lines.append('%-22s not run: %s' % (backend, error))
+                        failed = True
+                        continue
+                else:
+                    sys.exit('unknown backend %r' % backend)
                 floor, app = run(url, actions, backend)
-            finally:
-                if backend == 'mariadb':
-                    fresh_mariadb(args.mariadb, MARIADB_DATABASE,
-                                  drop_only=True)
             lines.append(row('floor (no-op app)', floor, floor))
             lines.append(row('sim_api on ' + backend, app, floor))
             failed |= bool(app['error_count'] or app['verify'])

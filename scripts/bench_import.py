@@ -13,6 +13,7 @@ Prints rows per second for each, and the CPU time this process took (the
 wall time depends on what else the machine is doing).
 """
 import argparse
+import contextlib
 import hashlib
 import os
 import random
@@ -92,9 +93,10 @@ def main(argv=None):
                   format(args.users, ','), format(args.follows, ','),
                   format(args.messages, ','), time.perf_counter() - started))
         targets = [('SQLite', 'sqlite:///%s' % os.path.join(tmp, 'target.db'))]
-        if args.mariadb:
-            targets.append(('MariaDB', fresh_mariadb(args.mariadb, BENCH_DATABASE)))
-        try:
+        with contextlib.ExitStack() as scratch:
+            if args.mariadb:
+                targets.append(('MariaDB', scratch.enter_context(
+                    fresh_mariadb(args.mariadb, BENCH_DATABASE))))
             for name, url in targets:
                 for run, (rows, seconds, cpu) in zip(
                         ('import', 'second run (nothing to add)'),
@@ -104,9 +106,6 @@ def main(argv=None):
                           '(%.1f s CPU in this process)' % (
                               name, run + ':', format(rows, ','), seconds,
                               format(round(rows / seconds), ','), cpu))
-        finally:
-            if args.mariadb:
-                fresh_mariadb(args.mariadb, BENCH_DATABASE, drop_only=True)
 
 
 if __name__ == '__main__':

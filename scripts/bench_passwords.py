@@ -11,11 +11,12 @@ asserted: the figures go in README.
 import argparse
 import hashlib
 import os
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from simulate import percentile  # noqa: E402 (scripts/simulate.py)
+
 import passwords  # noqa: E402
 
 PASSWORD = 'correct horse battery staple'  # noqa: S105 (made up)
@@ -39,11 +40,6 @@ def measure(call, rounds):
     return walls, cpus
 
 
-def p99(values):
-    return statistics.quantiles(values, n=100)[98] if len(values) > 1 \
-        else values[0]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rounds', type=int, default=50)
@@ -60,10 +56,10 @@ def main(argv=None):
              lambda: passwords.verify_password(current, PASSWORD)),
             ('verify the original pbkdf2 hash',
              lambda: passwords.verify_password(legacy, PASSWORD))):
-        walls, cpus = measure(call, args.rounds)
+        walls, cpus = (sorted(times) for times in measure(call, args.rounds))
         print('%-34s %9.1f %9.1f %9.1f %9.1f' % (
-            label, statistics.median(walls), p99(walls),
-            statistics.median(cpus), p99(cpus)))
+            label, percentile(walls, 50), percentile(walls, 99),
+            percentile(cpus, 50), percentile(cpus, 99)))
 
 
 if __name__ == '__main__':

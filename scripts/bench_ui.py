@@ -18,15 +18,15 @@ a shared machine fall on both sizes alike. The pages:
 
 Each database is let settle before it is measured (see `settle`). It prints
 p50 and p99 per page and size, and how each of the issue's targets came
-out. The MariaDB databases are `minitwit_bench_ui_10k` and `_1m`, created
+out. The MariaDB databases are `minitwit_bench_ui_<messages>`, created
 afresh and dropped at the end; the SQLite files live in a temporary folder.
 """
 import argparse
+import contextlib
 import http.client
 import os
 import random
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -35,8 +35,10 @@ from urllib.parse import urlencode, urlparse
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from import_legacy import batches  # noqa: E402
 from progress import Progress  # noqa: E402
 from serving import Server, fresh_mariadb  # noqa: E402
+from simulate import percentile  # noqa: E402
 
 import models  # noqa: E402
 import passwords  # noqa: E402
@@ -56,22 +58,13 @@ PROLIFIC_USER = 2  # writes 1% of all messages; /<user> shows this one
 HOME_FOLLOWS = 500
 
 
-def insert_rows(label, model, fields, rows, total):
+def insert_rows(label, fields, rows, total):
     """Insert `rows` (tuples in `fields` order) in batches, one transaction
     per batch, showing progress."""
-    sql, _ = model.insert({field: None for field in fields}).sql()
     progress = Progress(label, total)
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH:
-            with db.atomic():
-                db.cursor().executemany(sql, batch)
-            progress.add(len(batch))
-            batch = []
-    if batch:
+    for batch in batches(rows, BATCH):
         with db.atomic():
-            db.cursor().executemany(sql, batch)
+            models.insert_many(fields, batch)
         progress.add(len(batch))
 
 
@@ -112,17 +105,17 @@ def message_rows(first, last, users, rng):
 
 def seed_people(users, follows, rng):
     """The users and their follows."""
-    insert_rows('users', User, (User.user_id, User.username, User.email,
-                                User.pw_hash), user_rows(users), users)
-    insert_rows('follows', Follower, (Follower.who, Follower.whom),
+    insert_rows('users', (User.user_id, User.username, User.email,
+                          User.pw_hash), user_rows(users), users)
+    insert_rows('follows', (Follower.who, Follower.whom),
                 follow_rows(users, follows, rng), follows)
 
 
 def seed_messages(first, last, users, rng):
     """Messages number `first` to `last`."""
     insert_rows('messages %s-%s' % (format(first, ','), format(last, ',')),
-                Message, (Message.message_id, Message.author, Message.text,
-                          Message.pub_date, Message.flagged),
+                (Message.message_id, Message.author, Message.text,
+                 Message.pub_date, Message.flagged),
                 message_rows(first, last, users, rng), last - first + 1)
 
 
@@ -208,9 +201,9 @@ def latencies(browser, path, count, warmup=20):
 
 
 def percentiles(times):
-    """(p50, p99) in milliseconds."""
-    cuts = statistics.quantiles(times, n=100, method='inclusive')
-    return cuts[49] * 1000, cuts[98] * 1000
+    """(p50, p99) in milliseconds, as the other benchmarks compute them."""
+    times = sorted(times)
+    return percentile(times, 50) * 1000, percentile(times, 99) * 1000
 
 
 def pages(messages):
@@ -350,15 +343,11 @@ def main():
                 messages: 'sqlite:///%s/minitwit-%d.db' % (tmp, messages)
                 for messages in sizes}, args)
     if args.mariadb and args.only in (None, 'mariadb'):
-        names = {messages: '%s_%s' % (MARIADB_DATABASE, label)
-                 for messages, label in zip(sizes, ('10k', '1m'), strict=True)}
-        try:
+        with contextlib.ExitStack() as scratch:
             results['mariadb'] = run('mariadb', {
-                messages: fresh_mariadb(args.mariadb, name)
-                for messages, name in names.items()}, args)
-        finally:
-            for name in names.values():
-                fresh_mariadb(args.mariadb, name, drop_only=True)
+                messages: scratch.enter_context(fresh_mariadb(
+                    args.mariadb, '%s_%d' % (MARIADB_DATABASE, messages)))
+                for messages in sizes}, args)
     report(results, args)
 
 

@@ -50,14 +50,15 @@ def generate(seed=1, users=50, actions=2000):
         if name in names:
             name = '%s %d' % (name, len(names))
         names.append(name)
+    # Users register in the order of `names`: the next one is
+    # names[len(registered)].
     registered, following, clock = [], {}, 1582246860738
     for action_id in range(actions):
         delay = rng.randint(1, 20000000)
         clock += delay // 1000
-        unregistered = [n for n in names if n not in following]
         roll = rng.random()
-        if unregistered and (not registered or roll < 0.08):
-            name = unregistered[0]
+        if len(registered) < len(names) and (not registered or roll < 0.08):
+            name = names[len(registered)]
             registered.append(name)
             following[name] = set()
             row = ['register', name, '%s@%s' % (name.replace(' ', '.'),
@@ -78,6 +79,13 @@ def generate(seed=1, users=50, actions=2000):
             following[who].discard(whom)  # often a pair not followed at all
             row = ['unfollow', who, whom]
         yield [str(action_id), str(delay), str(clock)] + row
+
+
+def generate_actions(seed=1, users=50, actions=2000):
+    """The same scenario as simulate.read_scenario yields a file's:
+    (id, command, fields) tuples."""
+    return [(int(row[0]), row[3], row[4:])
+            for row in generate(seed, users, actions)]
 
 
 def main(argv=None):

@@ -32,7 +32,6 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from peewee import __exception_wrapper__ as peewee_errors  # noqa: E402
 from progress import Progress  # noqa: E402  (scripts/progress.py)
 
 import models  # noqa: E402
@@ -413,18 +412,10 @@ def batches(cursor, size):
         yield batch
 
 
-def insert_rows(fields, rows):
-    """INSERT many rows as one prepared statement: building a peewee query
-    for each batch would cost more than the database's work."""
-    sql, _ = fields[0].model.insert(dict.fromkeys(fields)).sql()
-    with peewee_errors:  # the driver's exceptions as peewee's, as elsewhere
-        db.cursor().executemany(sql, rows)
-
-
 class Importer:
     """One run: source, target, what was done."""
 
-    def __init__(self, source, dry_run, batch_size, target_ready=True):
+    def __init__(self, source, dry_run, batch_size, target_ready):
         self.source, self.dry_run = source, dry_run
         self.batch_size, self.target_ready = batch_size, target_ready
         self.legacy_ids = set()    # every user id the legacy database holds
@@ -441,15 +432,27 @@ class Importer:
         """Rows of a query on the target; none when it has no tables yet."""
         return query.tuples() if self.target_ready else []
 
-    def copy_users(self):
+    def source_batches(self, label, total, sql):
+        """The rows of `sql` on the legacy database, a batch at a time,
+        with a progress bar of `total` rows."""
+        progress = Progress(label, total)
+        for batch in batches(self.source.execute(sql), self.batch_size):
+            yield batch
+            progress.add(len(batch))
+
+    def write(self, tally, fields, new):
+        """Insert the `new` rows (unless this is a dry run); count them."""
+        if new and not self.dry_run:
+            models.insert_many(fields, new)
+        tally.added += len(new)
+
+    def copy_users(self, total):
         """Bring the users across: those whose id and name are free, or
         already theirs in the target."""
-        total, = self.source.execute('SELECT count(*) FROM user').fetchone()
-        progress, tally = Progress('users', total), self.users
-        done = 0
-        cursor = self.source.execute('SELECT user_id, username, email, pw_hash '
-                                     'FROM user ORDER BY user_id')
-        for batch in batches(cursor, self.batch_size):
+        tally = self.users
+        for batch in self.source_batches(
+                'users', total, 'SELECT user_id, username, email, pw_hash '
+                'FROM user ORDER BY user_id'):
             ids = [row[0] for row in batch]
             names = [row[1] for row in batch if isinstance(row[1], str)]
             self.legacy_ids.update(ids)
@@ -482,12 +485,8 @@ class Importer:
                         self.names[username] = user_id
                         self.user_ids.add(user_id)
                         new.append((user_id, username, email, pw_hash))
-                if new and not self.dry_run:
-                    insert_rows((User.user_id, User.username, User.email,
-                                 User.pw_hash), new)
-                tally.added += len(new)
-            done += len(batch)
-            progress.update(done)
+                self.write(tally, (User.user_id, User.username, User.email,
+                                   User.pw_hash), new)
 
     def missing_user(self, user_id):
         """Why a row that points at `user_id` cannot come across, or None."""
@@ -497,20 +496,15 @@ class Importer:
             return 'user %s was not imported (see users)' % user_id
         return 'orphan: there is no user %s' % (user_id,)
 
-    def copy_follows(self):
+    def copy_follows(self, total):
         """Bring each followed pair across once, between users that came
         across."""
-        total, = self.source.execute(
-            'SELECT count(*) FROM (SELECT DISTINCT who_id, whom_id '
-            'FROM follower)').fetchone()
-        progress, tally = Progress('follows', total), self.follows
-        done = 0
+        tally = self.follows
         # One row per pair, in the order each pair was first followed: the
         # order MiniTwit lists follows in.
-        cursor = self.source.execute(
-            'SELECT who_id, whom_id, count(*) FROM follower '
-            'GROUP BY who_id, whom_id ORDER BY min(rowid)')
-        for batch in batches(cursor, self.batch_size):
+        for batch in self.source_batches(
+                'follows', total, 'SELECT who_id, whom_id, count(*) FROM '
+                'follower GROUP BY who_id, whom_id ORDER BY min(rowid)'):
             whos = {row[0] for row in batch if row[0] in self.user_ids}
             new = []
             with self.transaction():
@@ -526,21 +520,14 @@ class Importer:
                         tally.present += 1
                     else:
                         new.append((who, whom))
-                if new and not self.dry_run:
-                    insert_rows((Follower.who, Follower.whom), new)
-                tally.added += len(new)
-            done += len(batch)
-            progress.update(done)
+                self.write(tally, (Follower.who, Follower.whom), new)
 
-    def copy_messages(self):
+    def copy_messages(self, total):
         """Bring the messages of users that came across, flags and all."""
-        total, = self.source.execute('SELECT count(*) FROM message').fetchone()
-        progress, tally = Progress('messages', total), self.messages
-        done = 0
-        cursor = self.source.execute(
-            'SELECT message_id, author_id, text, pub_date, flagged '
-            'FROM message ORDER BY message_id')
-        for batch in batches(cursor, self.batch_size):
+        tally = self.messages
+        for batch in self.source_batches(
+                'messages', total, 'SELECT message_id, author_id, text, '
+                'pub_date, flagged FROM message ORDER BY message_id'):
             new = []
             with self.transaction():
                 found = {row[0]: row[1:] for row in self.target(
@@ -565,19 +552,16 @@ class Importer:
                         # else, NULL too, was hidden, and stays hidden.
                         new.append((message_id, author_id, text, pub_date,
                                     flagged != 0))
-                if new and not self.dry_run:
-                    insert_rows((Message.message_id, Message.author,
-                                 Message.text, Message.pub_date,
-                                 Message.flagged), new)
-                tally.added += len(new)
-            done += len(batch)
-            progress.update(done)
+                self.write(tally, (Message.message_id, Message.author,
+                                   Message.text, Message.pub_date,
+                                   Message.flagged), new)
 
-    def run(self):
-        """Users first: the follows and messages check theirs."""
-        self.copy_users()
-        self.copy_follows()
-        self.copy_messages()
+    def run(self, users, pairs, messages):
+        """Users first: the follows and messages check theirs. The
+        arguments are the legacy database's counts, for the progress bars."""
+        self.copy_users(users)
+        self.copy_follows(pairs)
+        self.copy_messages(messages)
         return self.users, self.follows, self.messages
 
 
@@ -591,7 +575,7 @@ def source_counts(source):
         'follower)), (SELECT count(*) FROM message)').fetchone()
 
 
-def target_counts(ready=True):
+def target_counts(ready):
     """(users, follows, messages) in the target."""
     if not ready:
         return 0, 0, 0
@@ -639,7 +623,8 @@ def import_legacy(path, dry_run=False, batch_size=DEFAULT_BATCH,
             print('target before: %s users, %s follows, %s messages%s' % (
                 *map(n, before), '' if ready else ' (no tables yet)'),
                 file=out)
-            tallies = Importer(source, dry_run, batch_size, ready).run()
+            tallies = Importer(source, dry_run, batch_size, ready).run(
+                users, pairs, messages)
             after = target_counts(ready) if not dry_run else tuple(
                 count + tally.added
                 for count, tally in zip(before, tallies, strict=True))

@@ -19,6 +19,7 @@ It prints requests/s beside the floor's and latency percentiles by kind,
 and exits non-zero on any error or a p99 of 300 ms or more.
 """
 import argparse
+import contextlib
 import http.client
 import multiprocessing
 import os
@@ -200,14 +201,6 @@ def register_clients(api_url, clients, processes):
                 username, status, body))
 
 
-def fresh_database(mariadb, folder):
-    """A new database: a SQLite file in `folder`, or DATABASE on the
-    MariaDB server."""
-    if not mariadb:
-        return 'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
-    return fresh_mariadb(mariadb, DATABASE)
-
-
 def report(label, summary, floor=None):
     """Print a summary; beside the floor's when `floor` is given."""
     share = ' (%.0f%% of the floor)' % (100 * summary['rps'] / floor['rps']) \
@@ -238,21 +231,21 @@ def main(argv=None):
                         help='use a fresh database on this MariaDB server')
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder:
-        database_url = fresh_database(args.mariadb, folder)
+    with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder, \
+            contextlib.ExitStack() as scratch:
+        # A new database: a SQLite file, or DATABASE on the MariaDB server.
+        database_url = scratch.enter_context(
+            fresh_mariadb(args.mariadb, DATABASE)) if args.mariadb else \
+            'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
         print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
               'requests per run' % (database_url.split(':')[0], args.clients,
                                     args.processes, args.seconds,
                                     args.requests))
-        try:
-            with Server('sim_api:app', database_url) as api, \
-                    Server('minitwit:app', database_url) as web:
-                register_clients(api.url, args.clients, args.processes)
-                app = run({'api': api.url, 'web': web.url}, args.clients,
-                          args.processes, args.seconds, args.requests)
-        finally:
-            if args.mariadb:
-                fresh_mariadb(args.mariadb, DATABASE, drop_only=True)
+        with Server('sim_api:app', database_url) as api, \
+                Server('minitwit:app', database_url) as web:
+            register_clients(api.url, args.clients, args.processes)
+            app = run({'api': api.url, 'web': web.url}, args.clients,
+                      args.processes, args.seconds, args.requests)
     with Server('scripts.floor_app:app') as floor_server:
         floor = run({'api': floor_server.url, 'web': floor_server.url},
                     args.clients, args.processes, args.seconds,

@@ -87,22 +87,16 @@ packages() {
 
 environment_file() {
   # Generated once: a re-run keeps the passwords and whatever was edited.
-  local db_password secret_key sim_password
-  db_password=$(env_value DATABASE_URL | sed -n 's|^mysql://minitwit:\([^@]*\)@.*|\1|p')
-  secret_key=$(env_value MINITWIT_SECRET_KEY)
-  sim_password=$(env_value SIM_API_PASSWORD)
   if [[ -f $ENV_FILE ]]; then
     echo "kept ${ENV_FILE#"$PREFIX"}"
   else
-    db_password=$(secret) secret_key=$(secret)
-    sim_password=${SIM_API_PASSWORD:-super_safe!}
     put "$ENV_FILE" 0640 <<EOF
 # MiniTwit's settings on this server, written by scripts/provision.sh.
-DATABASE_URL=mysql://minitwit:$db_password@127.0.0.1:3306/minitwit
-MINITWIT_SECRET_KEY=$secret_key
+DATABASE_URL=mysql://minitwit:$(secret)@127.0.0.1:3306/minitwit
+MINITWIT_SECRET_KEY=$(secret)
 MINITWIT_ENV=production
 SIM_API_USERNAME=${SIM_API_USERNAME:-simulator}
-SIM_API_PASSWORD=$sim_password
+SIM_API_PASSWORD=${SIM_API_PASSWORD:-super_safe!}
 EOF
   fi
   run chown root:minitwit "$ENV_FILE"

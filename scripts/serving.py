@@ -2,8 +2,10 @@
 load tests and the test suite: 127.0.0.1 only, a free port (never 2024),
 up when /healthz answers 200, stopped with SIGTERM (then SIGKILL). And give
 benchmarks a fresh MariaDB database to run them on."""
+import contextlib
 import os
 import random
+import shlex
 import socket
 import subprocess
 import sys
@@ -13,12 +15,21 @@ import urllib.request
 from urllib.parse import unquote, urlparse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# What every MiniTwit process is served with: the Makefile, deploy/slot and
-# these helpers agree on it. Four threads, not more: the apps are CPU-bound
-# Python, and under `make loadtest` eight threads fighting for one GIL
-# doubled the p99 (394 against 204 ms on MariaDB) for the same throughput.
-WAITRESS_FLAGS = ['--threads=4', '--max-request-body-size=1048576',
-                  '--channel-timeout=30']
+
+
+def _waitress_flags():
+    """The flags deploy/defaults.env gives every MiniTwit process (servers,
+    `make serve`, and these helpers alike)."""
+    with open(os.path.join(ROOT, 'deploy', 'defaults.env'),
+              encoding='utf-8') as f:
+        for line in f:
+            if line.startswith('WAITRESS_FLAGS='):
+                # A shell word (quoted) holding the flags.
+                return shlex.split(line.split('=', 1)[1])[0].split()
+    raise RuntimeError('deploy/defaults.env sets no WAITRESS_FLAGS')
+
+
+WAITRESS_FLAGS = _waitress_flags()
 
 
 def ephemeral_ports():
@@ -47,6 +58,17 @@ def free_port():
             except OSError:
                 continue
         return port
+
+
+def wait_until(condition, what, timeout=30, interval=0.02):
+    """Call condition() until it is true, for at most `timeout` seconds;
+    an AssertionError naming `what` if it never is."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError('gave up after %g s waiting for %s'
+                                 % (timeout, what))
+        time.sleep(interval)
 
 
 def waitress_serve():
@@ -123,9 +145,8 @@ class Server:
         self.close()
 
 
-def fresh_mariadb(server_url, name, drop_only=False):
-    """The URL of database `name` on the MariaDB at `server_url`, dropped
-    and created empty (with `drop_only`, just dropped)."""
+def _mariadb_admin(server_url, *statements):
+    """Run `statements` on the MariaDB at `server_url`."""
     import pymysql  # only benchmarks on MariaDB need it
     parts = urlparse(server_url)
     conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
@@ -133,9 +154,22 @@ def fresh_mariadb(server_url, name, drop_only=False):
                            user=unquote(parts.username or 'root'),
                            password=unquote(parts.password or ''),
                            autocommit=True, connect_timeout=5)
-    with conn.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS `%s`' % name)
-        if not drop_only:
-            cur.execute('CREATE DATABASE `%s` CHARACTER SET utf8mb4' % name)
-    conn.close()
-    return '%s/%s' % (server_url.rstrip('/'), name)
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def fresh_mariadb(server_url, name):
+    """The URL of database `name` on the MariaDB at `server_url`, created
+    empty (dropped first if a run before left it), and dropped again when
+    the with-block ends."""
+    _mariadb_admin(server_url, 'DROP DATABASE IF EXISTS `%s`' % name,
+                   'CREATE DATABASE `%s` CHARACTER SET utf8mb4' % name)
+    try:
+        yield '%s/%s' % (server_url.rstrip('/'), name)
+    finally:
+        _mariadb_admin(server_url, 'DROP DATABASE IF EXISTS `%s`' % name)

@@ -11,14 +11,13 @@ import sqlite3
 import subprocess
 import sys
 
-from gen_scenario import generate  # scripts/
 from import_legacy import create_legacy
+from serving import ROOT  # scripts/serving.py
 from sim_client import AUTH, path
 from werkzeug.security import generate_password_hash
 
 import models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, '..', 'shared', 'data')
 # The two formats the original's werkzeug wrote, alternately.
 HASH_METHODS = ('pbkdf2:sha256:150000', 'scrypt:32768:8:1')
@@ -40,12 +39,6 @@ def run_script(name, *args, database_url):
          *(str(arg) for arg in args)],
         env=dict(os.environ, DATABASE_URL=database_url),
         capture_output=True, text=True, timeout=300)
-
-
-def scenario_actions(seed, users, actions):
-    """A generated scenario as simulate.read_scenario yields it."""
-    return [(int(row[0]), row[3], row[4:])
-            for row in generate(seed, users, actions)]
 
 
 def build_from_scenario(path, actions, flag_every=7):

@@ -7,7 +7,6 @@ import os
 import subprocess
 import tarfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,8 @@ from delivery import (
     replay_until,
     run,
 )
-from gen_scenario import generate  # scripts/gen_scenario.py
-from serving import ROOT, WAITRESS_FLAGS
+from gen_scenario import generate_actions  # scripts/gen_scenario.py
+from serving import ROOT, WAITRESS_FLAGS, wait_until
 from simulate import EXPECTED, Client, verify
 
 # The deploys run on one backend: MariaDB, as in production, when the
@@ -61,14 +60,6 @@ def hosts(tmp_path, keys, make_db_url, wheelhouse):
     yield make
     for host in made:
         host.close()
-
-
-def until(condition, timeout=60):
-    """Wait for condition() (bounded), e.g. for a load thread to get going."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, 'gave up waiting'
-        time.sleep(0.05)
 
 
 def test_dist_is_a_versioned_tarball_of_what_servers_need(tmp_path):
@@ -139,17 +130,17 @@ def test_deploys_switch_without_dropping_a_request_and_roll_back(
         assert get(url + '/healthz', source='127.0.0.2')[0] == 200
 
     # Version 2, while the simulator keeps sending.
-    actions = [(int(row[0]), row[3], row[4:])
-               for row in generate(seed=4, users=30, actions=20000)]
+    actions = generate_actions(seed=4, users=30, actions=20000)
     stop, sent = threading.Event(), []
     load = threading.Thread(target=replay_until,
                             args=(host.api, actions, stop, sent))
     load.start()
     try:
-        until(lambda: len(sent) >= 20)
+        wait_until(lambda: len(sent) >= 20, 'the replay to start', 60)
         result = deploy(host.spec, tarball=v2, keys=keys)
         after = len(sent)
-        until(lambda: len(sent) >= after + 20)
+        wait_until(lambda: len(sent) >= after + 20,
+                   'requests after the deploy', 60)
     finally:
         stop.set()
         load.join(60)
@@ -251,7 +242,8 @@ def test_rolling_deploy_goes_host_by_host_and_stops_at_a_failure(
     assert get(first.api + '/healthz')[0] == 502
     assert ctl('status').returncode != 0
     assert ctl('start').returncode == 0
-    until(lambda: get(first.api + '/healthz')[0] == 200)
+    wait_until(lambda: get(first.api + '/healthz')[0] == 200,
+               'the first host to answer', 60)
 
     client = Client(first.api, timeout=30)
     assert client.send('POST', '/register', {

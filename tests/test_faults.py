@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 
 import pymysql
 import pytest
-from gen_scenario import generate
-from serving import free_port
+from gen_scenario import generate_actions
+from serving import free_port, wait_until
 from simulate import DEADLINE, Client, expected_state, to_request, verify
 
 pytestmark = pytest.mark.slow
@@ -116,12 +116,6 @@ def connect(url):
                            autocommit=True, connect_timeout=2)
 
 
-def scenario(seed, actions, users=25):
-    """A generated scenario as (id, command, fields), like read_scenario."""
-    return [(int(row[0]), row[3], row[4:])
-            for row in generate(seed, users, actions)]
-
-
 def send(client, action):
     """(status, body) of one action sent with latest=<id>; (None, the
     error's name) when no answer came."""
@@ -183,13 +177,6 @@ def in_database(url):
         return [row[0] for row in cur.fetchall()]
 
 
-def wait_for(condition, what):
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, 'timed out waiting for ' + what
-        time.sleep(0.01)
-
-
 class Locked:
     """Holds a lock for the length of a `with` block: the requests that
     need it wait inside the app, in the database, until the block ends."""
@@ -237,7 +224,7 @@ def refuses_connections(port):
                          ids=['stopped', 'crashed'])
 def test_mariadb_goes_away_mid_replay_and_comes_back(mariadb, db_url,
                                                      start_server, stop):
-    actions = scenario(seed=5, actions=220)
+    actions = generate_actions(seed=5, users=25, actions=220)
     before, during, after = actions[:100], actions[100:120], actions[120:]
     server = start_server('sim_api:app', db_url)
     client = Client(server.url, timeout=5)
@@ -273,7 +260,7 @@ def test_an_app_killed_mid_replay_loses_nothing_it_acknowledged(
         backend, request, tmp_path, start_server):
     url = request.getfixturevalue('db_url') if backend == 'mariadb' else \
         'sqlite:///%s' % (tmp_path / 'kill.db')
-    actions = scenario(seed=9, actions=200)
+    actions = generate_actions(seed=9, users=25, actions=200)
     server = start_server('sim_api:app', url)
     client = Client(server.url, timeout=5)
     answers, restarted = [], False
@@ -334,15 +321,15 @@ def test_sigterm_finishes_requests_in_flight_then_exits(app, db_url,
     assert idle.getresponse().read() == b'{"status": "ok"}'
     with Locked(db_url, 'LOCK TABLES message WRITE'):
         thread, answer = in_background(client.send, *running)
-        wait_for(lambda: len(in_database(db_url)) == 1,
-                 'the request to block')
+        wait_until(lambda: len(in_database(db_url)) == 1,
+                   'the request to block', WAIT)
         receiving = socket.create_connection(('127.0.0.1', server.port),
                                              timeout=WAIT)
         receiving.sendall(arriving[:-10])
 
         server.process.send_signal(signal.SIGTERM)
-        wait_for(lambda: refuses_connections(server.port),
-                 'the listening socket to close')
+        wait_until(lambda: refuses_connections(server.port),
+                   'the listening socket to close', WAIT)
         assert server.process.poll() is None
         # The idle keep-alive connection is closed, not left to time out.
         assert idle.sock.recv(1) == b''
@@ -369,8 +356,8 @@ def test_an_exhausted_pool_answers_503_at_once(db_url, start_server):
         # Two writes hold both pooled connections, waiting on the lock.
         writers = [in_background(send, client, (n, 'tweet', ['ann', 'hi']))
                    for n in (2, 3)]
-        wait_for(lambda: len(in_database(db_url)) == 2,
-                 'both writes to block')
+        wait_until(lambda: len(in_database(db_url)) == 2,
+                   'both writes to block', WAIT)
         fast = Client(server.url, timeout=DEADLINE)
         for method, path in [('GET', '/msgs'), ('GET', '/healthz'),
                              ('POST', '/msgs/ann')]:

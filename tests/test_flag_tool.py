@@ -3,7 +3,7 @@ it hides is checked through the simulator API and the web UI."""
 import pytest
 from legacy_db import database_url, run_script
 from sim_client import AUTH, path, register, tweet
-from webtest import TestApp
+from ui_client import browser, login
 
 import minitwit
 from models import Message, User, db
@@ -40,12 +40,10 @@ def test_flagged_messages_vanish_from_every_list(api, posts):
     assert shown(api, 'alice') == ['alice one']
     assert shown(api, 'bob') == ['bob two, with a comma']
     # ... and from the web UI's timelines, alice's own home page too.
-    browser = TestApp(minitwit.app)
-    form = browser.get('/login').forms[0]
-    form['username'], form['password'] = 'alice', 'secret'
-    home = form.submit(status=302).follow()
+    alice = browser(minitwit.app)
+    home = login(alice, 'alice', 'secret', status=200)
     assert 'You were logged in' in home.text
-    for text in [home.text] + [browser.get(page).text
+    for text in [home.text] + [alice.get(page).text
                                for page in ('/public', '/alice', '/bob')]:
         assert 'alice two' not in text and 'bob one' not in text
     assert 'alice one' in home.text
@@ -90,7 +88,7 @@ def test_arguments_that_are_not_ids_are_refused_before_any_change(api, posts):
     assert Message.select().where(Message.flagged == True).count() == 0  # noqa: E712
 
 
-def test_inspect_prints_every_message_like_the_original(api, posts):
+def test_inspect_prints_every_message_like_the_original(posts):
     assert flag_tool(posts['bob one']).returncode == 0
     alice, bob = (User.by_name(name).user_id for name in ('alice', 'bob'))
     result = flag_tool('-i')

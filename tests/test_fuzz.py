@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_client import AUTH, register
-from ui_client import browser, register_and_login
+from ui_client import browser, csrf_token, register_and_login
 
 import minitwit
 from models import Follower, Message, User, connection
@@ -109,11 +109,6 @@ form_text = st.one_of(st.text(), st.text(min_size=90, max_size=1100))
 @pytest.fixture
 def ui(database):
     return browser(minitwit.app)
-
-
-def csrf_token(ui, page):
-    """The CSRF token of the forms on `page` (one per browser and user)."""
-    return ui.get(page).html.find('input', {'name': 'csrf_token'})['value']
 
 
 def post_form(ui, token, action, data):

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import MARIADB_URL
+from gen_scenario import generate_actions
 from import_legacy import create_legacy
 from legacy_db import (
     DATA,
@@ -16,10 +17,9 @@ from legacy_db import (
     database_url,
     original_view,
     run_script,
-    scenario_actions,
 )
 from sim_client import register, tweet
-from webtest import TestApp
+from ui_client import browser, login
 
 import minitwit
 import models
@@ -45,7 +45,7 @@ def generated(tmp_path_factory):
     scenario: 8 users with werkzeug hashes of both kinds, repeated follows,
     unfollows, messages sharing pub_dates, every 7th message flagged."""
     path = str(tmp_path_factory.mktemp('legacy') / 'minitwit.db')
-    passwords = build_from_scenario(path, scenario_actions(3, 8, 400))
+    passwords = build_from_scenario(path, generate_actions(3, 8, 400))
     return path, passwords
 
 
@@ -86,13 +86,9 @@ def test_import_brings_every_user_message_and_follow_across(api, generated):
     assert api_view(api, passwords) == original_view(path)
 
 
-def sign_in(username, password, status=302):
-    """Sign in on the web UI's form, in a new browser; the answer."""
-    browser = TestApp(minitwit.app)
-    form = browser.get('/login').forms[0]
-    form['username'], form['password'] = username, password
-    answer = form.submit(status=status)
-    return answer.follow() if status == 302 else answer
+def sign_in(username, password, status=200):
+    """Sign in on the web UI's form, in a new browser; the page it leads to."""
+    return login(browser(minitwit.app), username, password, status=status)
 
 
 def test_original_users_sign_in_on_the_web_with_their_old_passwords(

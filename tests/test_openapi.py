@@ -12,13 +12,12 @@ from conftest import BACKENDS, MARIADB_URL
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from serving import Server
+from serving import ROOT, Server
 
 import sim_api
 
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = 15  # per operation and per backend
 TAKEN = {'status': 400, 'error_msg': 'The username is already taken'}
 

@@ -159,7 +159,7 @@ def test_deploy_key_is_added_once(scratch):
     assert keys.stat().st_mode & 0o777 == 0o600
 
 
-def test_refuses_unknown_arguments(tmp_path):
+def test_refuses_unknown_arguments():
     result = subprocess.run([PROVISION, '--bogus'], capture_output=True,
                             text=True)
     assert result.returncode == 2 and 'usage' in result.stderr

@@ -100,11 +100,12 @@ def repo(tmp_path):
     git(repo, 'add', '-A')
     git(repo, 'commit', '-q', '-m', 'Everything up to the last release')
     git(repo, 'tag', PREVIOUS)
-    (repo / 'NEWS').write_text('feature\n')
-    git(repo, 'add', 'NEWS')
+    # deploy/ ships in the tarball: the release must hold the commit's copy.
+    (repo / 'deploy' / 'NEWS').write_text('feature\n')
+    git(repo, 'add', 'deploy/NEWS')
     git(repo, 'commit', '-q', '-m', 'Add the feature now in production')
     feature = git(repo, 'rev-parse', 'HEAD')
-    (repo / 'NEWS').write_text('fix\n')
+    (repo / 'deploy' / 'NEWS').write_text('fix\n')
     git(repo, 'commit', '-q', '-am', 'Fix not deployed yet')
     return {'repo': repo, 'feature': feature}
 
@@ -159,7 +160,7 @@ def test_releases_the_production_commit_with_its_tarball_and_notes(
         assert tarball.extractfile(top + 'REVISION').read() == \
             repo['feature'].encode() + b'\n'
         # The commit's files, not the checkout's.
-        assert top + 'NEWS' not in tarball.getnames()
+        assert tarball.extractfile(top + 'deploy/NEWS').read() == b'feature\n'
         assert top + 'sim_api.py' in tarball.getnames()
 
 

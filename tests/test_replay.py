@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import gen_scenario
 import pytest
 from gen_scenario import generate
 from peewee import fn
@@ -14,10 +15,10 @@ import models
 SIMULATE = 'scripts/simulate.py'
 
 
-def write_scenario(path, **kwargs):
-    with open(path, 'w', encoding='utf-8', newline='') as f:
-        for row in generate(**kwargs):
-            f.write('\t'.join(row) + '\n')
+def write_scenario(path, seed, users, actions):
+    """Write a scenario with scripts/gen_scenario.py; its path."""
+    gen_scenario.main(['--seed', str(seed), '--users', str(users),
+                       '--actions', str(actions), '-o', str(path)])
     return str(path)
 
 

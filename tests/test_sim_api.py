@@ -1,6 +1,4 @@
 """The simulator API, endpoint by endpoint, as the course's spec has it."""
-import json
-import urllib.request
 
 import pytest
 from sim_client import (
@@ -15,6 +13,7 @@ from sim_client import (
     tweet,
     unfollow,
 )
+from simulate import Client
 
 import models
 from models import Follower, Message, User
@@ -68,15 +67,12 @@ def test_latest_survives_a_restart_and_is_shared_by_processes(
     url = make_db_url()
     first = start_server('sim_api:app', url)
     second = start_server('sim_api:app', url)
-    request = urllib.request.Request(
-        first.url + '/register?latest=41', method='POST',
-        data=json.dumps({'username': 'u', 'email': 'u@x', 'pwd': 'p'}).encode(),
-        headers={'Content-Type': 'application/json'})
-    assert urllib.request.urlopen(request).status == 204
+    assert Client(first.url, timeout=10).send(
+        'POST', '/register?latest=41',
+        {'username': 'u', 'email': 'u@x', 'pwd': 'p'})[0] == 204
 
     def read(server):
-        with urllib.request.urlopen(server.url + '/latest') as answer:
-            return json.load(answer)['latest']
+        return Client(server.url, timeout=10).get_json('/latest')['latest']
 
     assert read(second) == 41
     first.stop()
@@ -276,17 +272,12 @@ def test_credentials_come_from_the_environment(make_db_url, start_server):
     server = start_server('sim_api:app', make_db_url(), env={
         'SIM_API_USERNAME': 'robot', 'SIM_API_PASSWORD': 'hunter2'})
 
-    def status(credentials):
-        import base64
-        request = urllib.request.Request(server.url + '/msgs', headers={
-            'Authorization': 'Basic ' + base64.b64encode(credentials).decode()})
-        try:
-            return urllib.request.urlopen(request).status
-        except urllib.error.HTTPError as error:
-            return error.code
+    def status(username, password):
+        return Client(server.url, username, password, timeout=10).send(
+            'GET', '/msgs')[0]
 
-    assert status(b'robot:hunter2') == 200
-    assert status(b'simulator:super_safe!') == 403
+    assert status('robot', 'hunter2') == 200
+    assert status('simulator', 'super_safe!') == 403
 
 
 def test_register_and_latest_need_no_credentials(api):

@@ -8,11 +8,13 @@ import sys
 import time
 
 import pytest
+from serving import ROOT  # scripts/serving.py
 from sim_client import register as api_register
 from sim_client import tweet
 from ui_client import (
     add_message,
     browser,
+    csrf_token,
     follow,
     login,
     logout,
@@ -29,8 +31,6 @@ from werkzeug.security import generate_password_hash
 import minitwit
 import models
 from models import Follower, Message, User
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -192,8 +192,7 @@ def test_unknown_users_are_404(ui):
     res = ui.get('/nobody', status=404)
     assert 'There is no user called &quot;nobody&quot;' in res.text
     register_and_login(ui, 'foo')
-    res = ui.get('/foo')
-    token = res.html.select_one('input[name=csrf_token]')['value']
+    token = csrf_token(ui, '/foo')
     ui.post('/nobody/follow', {'csrf_token': token}, status=404)
     ui.post('/nobody/unfollow', {'csrf_token': token}, status=404)
 
@@ -240,8 +239,7 @@ def test_message_errors_are_400_with_the_reason(ui):
 
 def test_only_signed_in_users_post_and_follow(ui):
     register(ui, 'foo', status=200)
-    token = ui.get('/login').html.select_one(
-        'input[name=csrf_token]')['value']
+    token = csrf_token(ui, '/login')
     assert 'sign in to post' in ui.post(
         '/add_message', {'text': 'x', 'csrf_token': token}, status=401)
     ui.post('/foo/follow', {'csrf_token': token}, status=401)
@@ -303,8 +301,7 @@ def test_a_post_without_the_token_is_refused_and_changes_nothing(ui):
 def test_another_browsers_token_is_refused(ui):
     register(ui, 'foo', status=200)
     attacker = browser(minitwit.app)
-    token = attacker.get('/login').html.select_one(
-        'input[name=csrf_token]')['value']
+    token = csrf_token(attacker, '/login')
     ui.get('/login')
     ui.post('/login', {'username': 'foo', 'password': 'default',
                        'csrf_token': token}, status=403)
@@ -313,7 +310,7 @@ def test_another_browsers_token_is_refused(ui):
 
 def test_a_token_from_before_signing_in_is_refused_after(ui):
     register(ui, 'foo', status=200)
-    old = ui.get('/login').html.select_one('input[name=csrf_token]')['value']
+    old = csrf_token(ui, '/login')
     login(ui, 'foo', status=200)
     ui.post('/add_message', {'text': 'x', 'csrf_token': old}, status=403)
     assert 'Your message was recorded' in add_message(ui, 'x')
@@ -321,13 +318,18 @@ def test_a_token_from_before_signing_in_is_refused_after(ui):
 
 def test_login_is_refused_without_the_csrf_cookie(ui):
     register(ui, 'foo', status=200)
-    token = ui.get('/login').html.select_one('input[name=csrf_token]')['value']
+    token = csrf_token(ui, '/login')
     ui.reset()
     ui.post('/login', {'username': 'foo', 'password': 'default',
                        'csrf_token': token}, status=403)
 
 
 # --- sessions --------------------------------------------------------------------
+
+def user_id_of(username):
+    with models.connection():
+        return User.by_name(username).user_id
+
 
 def session_cookie(ui):
     return next(c for c in ui.cookiejar if c.name == 'session')
@@ -342,8 +344,7 @@ def test_the_session_cookie_is_httponly_samesite_and_holds_only_the_id(ui):
                   if h.startswith('session='))
     assert 'HttpOnly' in header and 'SameSite=lax' in header
     assert 'Secure' not in header
-    with models.connection():
-        user_id = User.by_name('foo').user_id
+    user_id = user_id_of('foo')
     user_part, issued = session_cookie(ui).value.split('.')[0].split(':')
     assert user_part == str(user_id)
     assert abs(int(issued) - time.time()) < 3600
@@ -359,12 +360,18 @@ def test_the_session_cookie_is_secure_behind_https(ui):
     assert all('Secure' in h for h in res.headers.getall('Set-Cookie'))
 
 
+def other_user(cookie, user_id):
+    """`cookie` (user_id:issued.signature) with its user id swapped."""
+    return '%d:%s' % (user_id, cookie.split(':', 1)[1])
+
+
 @pytest.mark.parametrize('forge', [
-    lambda value, other_id: '%s.%s' % (other_id, value.split('.')[1]),
-    lambda value, other_id: '%s.' % other_id,
+    lambda value, other_id: other_user(value, other_id),
+    lambda value, other_id: other_user(value, other_id).rpartition('.')[0] + '.',
     lambda value, other_id: str(other_id),
     lambda value, other_id: value[:-2] + ('AA' if value[-2:] != 'AA' else 'BB'),
-    lambda value, other_id: '%s.%s' % (other_id, 'x' * 43),
+    lambda value, other_id: other_user(value, other_id).rpartition('.')[0] +
+    '.' + 'x' * 43,
     lambda value, other_id: 'ö' * 10,
 ], ids=['swapped id', 'no signature', 'bare id', 'tampered signature',
         'made-up signature', 'garbage'])
@@ -372,8 +379,7 @@ def test_a_tampered_or_forged_session_signs_nobody_in(ui, forge):
     register(ui, 'victim', status=200)
     register_and_login(ui, 'foo')
     add_message(ui, 'by foo')
-    with models.connection():
-        victim_id = User.by_name('victim').user_id
+    victim_id = user_id_of('victim')
     forged = forge(session_cookie(ui).value, victim_id)
     ui.set_cookie('session', forged)
     res = ui.get('/', status=302)
@@ -385,8 +391,7 @@ def test_a_tampered_or_forged_session_signs_nobody_in(ui, forge):
 def test_a_session_signed_with_another_secret_signs_nobody_in(ui):
     """Made by the same code as the app's, but with a key we did not set."""
     register(ui, 'foo', status=200)
-    with models.connection():
-        user_id = User.by_name('foo').user_id
+    user_id = user_id_of('foo')
     code = ('import minitwit; print(minitwit.sign("session", '
             'minitwit.session_value(%d)))' % user_id)
     env = dict(os.environ, MINITWIT_SECRET_KEY='some-other-secret')
@@ -398,8 +403,7 @@ def test_a_session_signed_with_another_secret_signs_nobody_in(ui):
 
 def test_a_signature_made_for_a_flash_is_no_session(ui):
     register(ui, 'foo', status=200)
-    with models.connection():
-        user_id = User.by_name('foo').user_id
+    user_id = user_id_of('foo')
     value = minitwit.session_value(user_id)
     ui.set_cookie('session', minitwit.sign('flash', value))
     ui.get('/', status=302)
@@ -414,8 +418,7 @@ def test_a_signature_made_for_a_flash_is_no_session(ui):
 ])
 def test_an_expired_or_malformed_session_signs_nobody_in(ui, issued):
     register(ui, 'foo', status=200)
-    with models.connection():
-        user_id = User.by_name('foo').user_id
+    user_id = user_id_of('foo')
     fresh = minitwit.session_value(user_id, time.time() - 3600)
     ui.set_cookie('session', minitwit.sign('session', fresh))
     assert 'My Timeline' in ui.get('/', status=200)
@@ -472,7 +475,7 @@ def test_user_content_is_escaped_everywhere(ui):
     assert texts(res) == [script]
     assert res.html.find('script') is None
     register(browser(minitwit.app), 'plain', status=200)
-    res = follow(ui, 'plain')
+    follow(ui, 'plain')
     res = ui.get(user_path(script))
     assert res.html.find('script') is None
     assert res.html.h2.text == "%s's Timeline" % script

@@ -17,6 +17,11 @@ def user_path(username):
     return '/' + quote(username)
 
 
+def csrf_token(ui, page):
+    """The CSRF token of the forms on `page` (one per browser and user)."""
+    return ui.get(page).html.find('input', {'name': 'csrf_token'})['value']
+
+
 def submit(ui, page, action, status='*', **fields):
     """Fill in the form posting to `action` on the page at `page`, submit
     it and follow the redirect, if any."""
