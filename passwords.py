@@ -2,8 +2,8 @@
 
 New hashes are argon2id with OWASP's recommended memory and passes (19 MiB,
 t=2) in two lanes, computed on two cores at once (RFC 9106 suggests as many
-lanes as cores): the same memory and work as OWASP's p=1, about 21 ms of
-CPU here, done in about 12 ms (`make bench-passwords`). The parameters are
+lanes as cores): the same memory and work as OWASP's p=1, about 20 ms of
+CPU here, done in 10-12 ms (`make bench-passwords`). The parameters are
 stored in each hash, so raising them later only means changing ARGON2
 below: old hashes keep verifying and are upgraded at the next sign-in.
 Hashes brought over from the original ITU-MiniTwit are werkzeug's
