@@ -21,10 +21,10 @@ BENCH_MARIADB_URL ?= mysql://root@127.0.0.1:3306
 WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 
 # DATABASE_URL, when given, reaches every command; otherwise the apps and
-# scripts use models.py's default, the SQLite file minitwit.db.
+# tools use database.py's default, the SQLite file minitwit.db.
 export DATABASE_URL TEST_MARIADB_URL
 
-.PHONY: help install serve test initdb simulate bench bench-passwords
+.PHONY: help install serve test deps initdb simulate bench bench-passwords
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,21 +44,27 @@ serve: install ## run the web UI on :5000 and the API on :5001 (SQLite unless DA
 	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5001 $(WAITRESS_FLAGS) sim_api:app & \
 	wait
 
-test: install ## run the tests (SQLite; MariaDB too with TEST_MARIADB_URL)
+test: install ## run the tests: SQLite, and MariaDB too with TEST_MARIADB_URL (as root: installs `make deps` first)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  $(MAKE) --no-print-directory deps; fi
+	@echo "make test: on SQLite$(if $(TEST_MARIADB_URL), and on MariaDB at $(TEST_MARIADB_URL)), $(TEST_WORKERS) processes"
 	@mkdir -p $(SCREENSHOTS)
-	SCREENSHOTS=$(abspath $(SCREENSHOTS)) $(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	SCREENSHOTS=$(abspath $(SCREENSHOTS)) $(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+
+deps: ## install the Debian packages the tests need (tests/system-packages.txt): sudo make deps
+	@tests/system-packages.sh install
 
 initdb: install ## create the tables in DATABASE_URL (they are also created on first start)
-	$(PY) scripts/initdb.py
+	$(PY) -m ops.initdb
 
 simulate: install ## replay SCENARIO against URL as the course's simulator does (--verify too)
-	$(PY) scripts/simulate.py $(SCENARIO) --url $(URL) --verify $(SIMULATE_ARGS)
+	$(PY) -m simulator.simulate $(SCENARIO) --url $(URL) --verify $(SIMULATE_ARGS)
 
 bench: install ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
-	$(PY) scripts/bench.py --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)
+	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)
 
 bench-passwords: install ## what hashing and verifying a password costs (argon2id, the original's pbkdf2)
-	$(PY) scripts/bench_passwords.py
+	$(PY) -m bench.bench_passwords
 
 # Each area keeps its targets beside the rest of its work, in mk/.
 include $(wildcard mk/*.mk)

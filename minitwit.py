@@ -28,12 +28,15 @@ from urllib.parse import quote
 
 import bottle
 from bottle import Bottle, redirect, request, response, static_file
+from peewee import IntegrityError
 
+import database
 import models
 import observability
 import passwords
 import shutdown
-from models import IntegrityError, Message, User, db
+from database import db
+from models import Message, User
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # Absolute, so the app finds its files whatever folder it is started from.
@@ -76,7 +79,7 @@ def secret_key():
 
 SECRET_KEY = secret_key()
 app = Bottle()
-models.configure()
+database.configure()
 
 
 # --- signed values: the session, flashes and CSRF tokens -----------------------
@@ -313,13 +316,13 @@ def web_request(callback):
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
         try:
-            with models.connection():
+            with database.connection():
                 request.environ['minitwit.user'] = signed_in_user()
                 check_request()
                 return callback(*args, **kwargs)
         except PageError as error:
             return error_page(error.status, error.message, error.title)
-        except models.UNAVAILABLE_ERRORS:
+        except database.UNAVAILABLE_ERRORS:
             response.set_header('Retry-After', '1')
             return error_page(503, 'MiniTwit cannot reach its database right '
                               'now. Please try again in a moment.')
@@ -361,9 +364,9 @@ def healthz():
     deploys and load balancers)."""
     response.content_type = 'application/json'
     try:
-        with models.connection():
+        with database.connection():
             db.execute_sql('SELECT 1')
-    except models.UNAVAILABLE_ERRORS:
+    except database.UNAVAILABLE_ERRORS:
         response.status = 503
         return json.dumps({'status': 'unavailable'})
     return json.dumps({'status': 'ok'})

@@ -37,6 +37,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+import database
 import models
 
 REQUESTS = Counter('minitwit_http_requests', 'HTTP requests answered',
@@ -88,11 +89,11 @@ class DatabaseCollector:
     def collect(self):
         """Yield the gauges; only database_up, 0, when it does not answer."""
         try:
-            with models.connection():
+            with database.connection():
                 counts = [(name, doc, model.select().count())
                           for name, doc, model in self.COUNTS]
                 latest = models.Latest.get_value()
-        except models.UNAVAILABLE_ERRORS:
+        except database.UNAVAILABLE_ERRORS:
             yield GaugeMetricFamily(*self.UP, value=0)
             return
         yield GaugeMetricFamily(*self.UP, value=1)

@@ -51,6 +51,15 @@ def drain_on_sigterm():
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
+        # A process forked from this one (a test's or a load generator's
+        # worker) is no server: SIGTERM must end it as it ends any process,
+        # or multiprocessing's terminate() and join() wait on it forever.
+        os.register_at_fork(after_in_child=_not_a_server)
+
+
+def _not_a_server():
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _socket_map(frame):

@@ -19,15 +19,18 @@ import os
 import re
 
 from bottle import Bottle, HTTPResponse, request, response, static_file
+from peewee import IntegrityError
 
+import database
 import models
 import observability
 import passwords
 import shutdown
-from models import IntegrityError, Latest, Message, User, db
+from database import db
+from models import Latest, Message, User
 
 app = Bottle()
-models.configure()
+database.configure()
 
 SIMULATOR_USERNAME = os.environ.get('SIM_API_USERNAME', 'simulator')
 SIMULATOR_PASSWORD = os.environ.get('SIM_API_PASSWORD', 'super_safe!')
@@ -101,7 +104,7 @@ def simulator_request(callback):
             latest = query_int('latest') if config.get('latest', True) \
                 else None
             request.environ['minitwit.latest'] = latest
-            with models.connection():
+            with database.connection():
                 try:
                     result = callback(*args, **kwargs)
                 except ApiError as error:
@@ -112,7 +115,7 @@ def simulator_request(callback):
                 return result
         except ApiError as error:
             return error_response(error.status, error.message)
-        except models.UNAVAILABLE_ERRORS:
+        except database.UNAVAILABLE_ERRORS:
             response.set_header('Retry-After', '1')
             return error_response(503, 'The database is unavailable right '
                                   'now; try again in a moment')

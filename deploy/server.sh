@@ -240,7 +240,7 @@ install() {
   [[ -d $release ]] || die "there is no release $release"
   if [[ ! -f $SHARED/minitwit.env ]]; then
     rm -rf "$release"
-    die "$SHARED/minitwit.env is missing: provision this server first (scripts/provision.sh)"
+    die "$SHARED/minitwit.env is missing: provision this server first (deploy/provision.sh)"
   fi
   ln -sfn ../../shared/minitwit.env "$release/minitwit.env"
   echo "building the virtualenv of $name"
@@ -251,8 +251,8 @@ install() {
     # shellcheck source=/dev/null  # the shared environment file
     . "$release/minitwit.env"
     set +a
-    cd "$release" && .venv/bin/python scripts/initdb.py
-  ) || fail "$name" none "$previous" "the schema changes (scripts/initdb.py) failed"
+    cd "$release" && .venv/bin/python -m ops.initdb
+  ) || fail "$name" none "$previous" "the schema changes (python -m ops.initdb) failed"
   activate "$name" deploy
   prune
 }

@@ -12,7 +12,7 @@ set -a
 # shellcheck source=deploy/defaults.env
 . "$HERE/defaults.env"
 if [[ -f $SHARED/host.env ]]; then
-  # shellcheck source=/dev/null  # written by scripts/provision.sh
+  # shellcheck source=/dev/null  # written by deploy/provision.sh
   . "$SHARED/host.env"
 fi
 set +a

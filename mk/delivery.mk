@@ -1,15 +1,13 @@
 # Delivery: the tarball servers run, deploys and rollbacks over SSH, weekly
-# releases, and the checks `make lint` runs. README's "Deploying" explains them.
+# releases, and the checks `make lint` runs. docs/deploying.md explains them.
 
 DIST_DIR ?= dist
 DIST_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 DIST_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 DIST_TARBALL = $(DIST_DIR)/minitwit-$(DIST_VERSION).tar.gz
 # What a server needs: the apps and their modules, the schema, the pinned
-# requirements, deploy/ (scripts, units, nginx) and the operator's scripts.
-DIST_FILES = $(wildcard *.py openapi.json) schema.sql requirements.txt deploy $(wildcard views static) \
-	$(wildcard scripts/initdb.py scripts/flag_tool.py scripts/inspect_db.py \
-	           scripts/minitwitctl scripts/provision.sh)
+# requirements, deploy/ (scripts, units, nginx) and the operators' tools (ops/).
+DIST_FILES = $(wildcard *.py openapi.json) schema.sql requirements.txt deploy ops $(wildcard views static)
 # Servers to deploy to: [user@]host or ssh://[user@]host[:port][/path] (deploy.sh).
 DEPLOY_HOSTS ?=
 
@@ -39,7 +37,7 @@ rollback: ## put DEPLOY_HOSTS back on the release they ran before
 	./deploy.sh --rollback $(DEPLOY_HOSTS)
 
 release: ## tag the commit in production vYYYY.WW, publish a GitHub release (GITHUB_TOKEN)
-	scripts/release.sh
+	deploy/release.sh
 
 # Every check runs (-k), so that one failure does not hide the others.
 lint: ## ruff, shellcheck, and the CircleCI, Vagrant and systemd checks

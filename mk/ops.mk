@@ -1,10 +1,10 @@
 # Operations: the load test. Metrics, logs and monitoring/ are described in
-# README's "Operating MiniTwit".
+# docs/operating.md; the figures are in docs/benchmarks.md.
 
 LOADTEST_ARGS ?=
 
 .PHONY: loadtest
 
 loadtest: install ## 32 clients on both apps (SQLite, then MariaDB), beside the no-op floor
-	$(PY) scripts/loadtest.py $(LOADTEST_ARGS)
-	$(PY) scripts/loadtest.py --mariadb $(BENCH_MARIADB_URL) $(LOADTEST_ARGS)
+	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+	$(PY) -m bench.loadtest --mariadb $(BENCH_MARIADB_URL) $(LOADTEST_ARGS)

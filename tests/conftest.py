@@ -11,7 +11,10 @@ import uuid
 from urllib.parse import urlparse
 
 import pytest
-from serving import Server  # scripts/serving.py
+
+from bench.serving import Server
+
+pytest_plugins = ['system_tools']  # the `needs` marker: tests/system_tools.py
 
 MARIADB_URL = os.environ.get('TEST_MARIADB_URL', '').rstrip('/')
 BACKENDS = ['sqlite'] + (['mariadb'] if MARIADB_URL else [])
@@ -24,6 +27,7 @@ os.environ.setdefault('MINITWIT_SECRET_KEY', 'test-only-secret-' + uuid.uuid4().
 
 # The apps point the models at DATABASE_URL when first imported: import them
 # now, so that no test's database is ever replaced by import.db.
+import database  # noqa: E402
 import minitwit  # noqa: E402,F401
 import models  # noqa: E402  (after DATABASE_URL is set)
 import sim_api  # noqa: E402,F401
@@ -113,23 +117,23 @@ def _empty_tables():
 
 
 @pytest.fixture
-def database(backend, tmp_path, request):
+def fresh_db(backend, tmp_path, request):
     """The models pointed at an empty database with the schema."""
     if backend == 'sqlite':
         url = 'sqlite:///%s' % (tmp_path / 'minitwit.db')
     else:
         url = request.getfixturevalue('_shared_mariadb')
-    models.configure(url)
-    models.create_schema()
+    database.configure(url)
+    database.create_schema()
     if backend == 'mariadb':
-        with models.connection():
+        with database.connection():
             _empty_tables()
-    yield models.db
-    models.db.obj.close_all()
+    yield database.db
+    database.db.obj.close_all()
 
 
 @pytest.fixture
-def api(database):
+def api(fresh_db):
     """The simulator API under WebTest."""
     from webtest import TestApp
     return TestApp(sim_api.app)

@@ -1,6 +1,6 @@
 """Throwaway servers for the delivery tests, all on 127.0.0.1.
 
-A `Host` is what a droplet is to deploy.sh: scripts/provision.sh lays it out
+A `Host` is what a droplet is to deploy.sh: deploy/provision.sh lays it out
 in a scratch root (--root), an OpenSSH server lets the test's key in, and
 nginx serves the provisioned site on free ports. Its apps run as plain
 background processes (MINITWIT_SUPERVISOR=process), since there is no
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from serving import ROOT, free_port  # scripts/serving.py
-from simulate import Client, to_request  # scripts/simulate.py
+from bench.serving import ROOT, free_port
+from simulator.simulate import Client, to_request
 
 SSHD = '/usr/sbin/sshd'
 USER = getpass.getuser()
@@ -204,7 +204,7 @@ class Host:
         (self.root / 'shared').mkdir(parents=True)
         (self.root / 'shared' / 'host.env').write_text(''.join(
             '%s=%s\n' % item for item in settings.items()))
-        result = run([str(Path(ROOT) / 'scripts' / 'provision.sh'), '--root',
+        result = run([str(Path(ROOT) / 'deploy' / 'provision.sh'), '--root',
                       str(directory)],
                      env={'HTTP_LISTEN': '127.0.0.1:%d' % self.web_port,
                           'API_LISTEN': '127.0.0.1:%d' % self.api_port})

@@ -1,4 +1,4 @@
-"""Databases of the original ITU-MiniTwit for the tests, and the scripts'
+"""Databases of the original ITU-MiniTwit for the tests, and the operators' tools'
 command lines.
 
 `build_from_scenario` replays a generated scenario the way the original
@@ -11,12 +11,12 @@ import sqlite3
 import subprocess
 import sys
 
-from import_legacy import create_legacy
-from serving import ROOT  # scripts/serving.py
 from sim_client import AUTH, path
 from werkzeug.security import generate_password_hash
 
-import models
+import database
+from bench.serving import ROOT
+from ops.import_legacy import create_legacy
 
 DATA = os.path.join(ROOT, '..', 'shared', 'data')
 # The two formats the original's werkzeug wrote, alternately.
@@ -24,20 +24,19 @@ HASH_METHODS = ('pbkdf2:sha256:150000', 'scrypt:32768:8:1')
 
 
 def database_url():
-    """The URL of the database the models point at (`database` fixture's)."""
-    database = models.db.obj
-    if models.is_mysql():
-        return '%s/%s' % (os.environ['TEST_MARIADB_URL'].rstrip('/'),
-                          database.database)
-    return 'sqlite:///%s' % database.database
+    """The URL of the database the models point at (`fresh_db` fixture's)."""
+    name = database.db.obj.database
+    if database.is_mysql():
+        return '%s/%s' % (os.environ['TEST_MARIADB_URL'].rstrip('/'), name)
+    return 'sqlite:///%s' % name
 
 
-def run_script(name, *args, database_url):
-    """Run scripts/`name` on `database_url`; a CompletedProcess with text."""
+def run_tool(name, *args, database_url):
+    """Run `python -m ops.NAME` on `database_url`, as an operator does; a
+    CompletedProcess with text."""
     return subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'scripts', name),
-         *(str(arg) for arg in args)],
-        env=dict(os.environ, DATABASE_URL=database_url),
+        [sys.executable, '-m', 'ops.' + name, *(str(arg) for arg in args)],
+        cwd=ROOT, env=dict(os.environ, DATABASE_URL=database_url),
         capture_output=True, text=True, timeout=300)
 
 

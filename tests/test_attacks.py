@@ -12,8 +12,8 @@ from ui_client import add_message, browser, csrf_token, login, register_and_logi
 from ui_client import follow as ui_follow
 from ui_client import register as ui_register
 
+import database
 import minitwit
-import models
 from models import Follower, Latest, Message, User
 
 SQL_INJECTIONS = [
@@ -40,7 +40,7 @@ XSS = [
 def row_counts():
     """(users, messages, follows, latest rows): every table is still there,
     holding exactly what was written."""
-    with models.connection():
+    with database.connection():
         return tuple(model.select().count() for model in
                      (User, Message, Follower, Latest))
 
@@ -70,7 +70,7 @@ def test_sql_in_every_api_field_and_path_segment_is_just_text(api):
     assert row_counts() == (n, n, n - 1, 1)
 
 
-def test_sql_in_every_ui_field_and_path_segment_is_just_text(database):
+def test_sql_in_every_ui_field_and_path_segment_is_just_text(fresh_db):
     ui = browser(minitwit.app)
     ui_register(ui, 'plain', status=200)
     for sql in SQL_INJECTIONS:
@@ -103,7 +103,7 @@ def assert_inert(res, payload):
 
 
 @pytest.mark.parametrize('payload', XSS)
-def test_script_shows_as_text_wherever_the_ui_shows_input(database, payload):
+def test_script_shows_as_text_wherever_the_ui_shows_input(fresh_db, payload):
     other = browser(minitwit.app)
     ui_register(other, payload, email=payload + '@x', status=200)
     login(other, payload, status=200)
@@ -127,10 +127,10 @@ def test_script_shows_as_text_wherever_the_ui_shows_input(database, payload):
 @settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_no_forged_session_cookie_signs_anyone_in(database, data):
+def test_no_forged_session_cookie_signs_anyone_in(fresh_db, data):
     """A real session cookie with anything changed, added or cut, or any
     made-up value at all, signs nobody in."""
-    with models.connection():
+    with database.connection():
         if not User.select().exists():
             User.register('victim', 'v@x', 'h')
         victim = User.by_name('victim').user_id
@@ -161,7 +161,7 @@ def test_no_forged_session_cookie_signs_anyone_in(database, data):
 
 # --- body size caps --------------------------------------------------------------
 
-def test_the_ui_refuses_a_body_bigger_than_a_form(database):
+def test_the_ui_refuses_a_body_bigger_than_a_form(fresh_db):
     ui = browser(minitwit.app)
     register_and_login(ui, 'ann')
     token = csrf_token(ui, '/logout')
@@ -169,7 +169,7 @@ def test_the_ui_refuses_a_body_bigger_than_a_form(database):
     answer = ui.post('/add_message', body, headers={
         'Content-Type': 'application/x-www-form-urlencoded'}, status=413)
     assert 'more than a form can hold' in answer.html.text
-    with models.connection():
+    with database.connection():
         assert Message.select().count() == 0
 
 
@@ -225,11 +225,11 @@ def test_the_api_compares_credentials_in_constant_time_only(api, comparisons):
     api.get('/msgs', headers=AUTH, status=403)
 
 
-def test_the_ui_checks_signatures_in_constant_time_only(database, comparisons):
+def test_the_ui_checks_signatures_in_constant_time_only(fresh_db, comparisons):
     calls, verdict = comparisons
     ui = browser(minitwit.app)
     register_and_login(ui, 'ann')
-    with models.connection():
+    with database.connection():
         ann = User.by_name('ann').user_id
     verdict['answer'] = True  # any signature passes now ...
     ui.set_cookie('session', '%s.not-a-signature' % minitwit.session_value(ann))

@@ -6,8 +6,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
-from serving import ROOT
+
+from bench.serving import ROOT
 
 CONFIG = Path(ROOT) / '.circleci' / 'config.yml'
 
@@ -98,6 +100,7 @@ def test_deploy_follows_the_tests_on_main_and_releases_are_weekly():
         'mysql://root@127.0.0.1:3306'
 
 
+@pytest.mark.needs('shellcheck', 'ruby', 'vagrant', 'systemd-analyze')
 def test_the_ci_checks_pass_on_this_tree():
     """make lint's checks of the shell scripts, this config, the
     Vagrantfile and the systemd units (ruff is the Python tests' own)."""

@@ -4,12 +4,12 @@ never get a 500; a mixed load on both apps gets no error at all."""
 import threading
 from urllib.parse import quote
 
-import loadtest
 import pytest
-from simulate import Client
 
-import models
+import database
+from bench import loadtest
 from models import Follower, User
+from simulator.simulate import Client
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +50,8 @@ def test_the_same_name_registered_at_once_is_one_user(server):
         body = {'username': name, 'email': 'x@y', 'pwd': 'pw'}
         answers = at_once(lambda b=body: client.send('POST', '/register', b))
         assert sorted(answers) == [(204, b'')] + [(400, TAKEN)] * 15, name
-    models.configure(server.database_url)
-    with models.connection():
+    database.configure(server.database_url)
+    with database.connection():
         assert sorted(u.username for u in User.select()) == sorted(NAMES)
 
 
@@ -67,8 +67,8 @@ def test_the_same_pair_followed_at_once_is_one_row(server):
                               client.send('POST', '/fllws/%s?latest=1'
                                           % quote(who), {verb: whom}))
             assert answers == [(204, b'')] * CLIENTS, (verb, who, whom)
-        models.configure(server.database_url)
-        with models.connection():
+        database.configure(server.database_url)
+        with database.connection():
             assert Follower.select().count() == rows * len(pairs)
     # Followed in the order of `pairs`, each exactly once.
     for who in NAMES:

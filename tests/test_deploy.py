@@ -1,5 +1,5 @@
 """make dist and deploy.sh, for real: each server is an OpenSSH server and
-nginx on 127.0.0.1 with a root laid out by scripts/provision.sh (see
+nginx on 127.0.0.1 with a root laid out by deploy/provision.sh (see
 tests/delivery.py); the apps are background processes (there is no
 systemd here), everything else is what runs on a droplet."""
 import fcntl
@@ -21,13 +21,17 @@ from delivery import (
     replay_until,
     run,
 )
-from gen_scenario import generate_actions  # scripts/gen_scenario.py
-from serving import ROOT, WAITRESS_FLAGS, wait_until
-from simulate import EXPECTED, Client, verify
+
+from bench.serving import ROOT, WAITRESS_FLAGS, wait_until
+from simulator.gen_scenario import generate_actions
+from simulator.simulate import EXPECTED, Client, verify
 
 # The deploys run on one backend: MariaDB, as in production, when the
 # suite has one.
 BACKEND = 'mariadb' if os.environ.get('TEST_MARIADB_URL') else 'sqlite'
+# What a deploy runs on both sides of SSH.
+SERVERS = pytest.mark.needs('nginx', 'sshd', 'ssh', 'scp', 'ssh-keygen',
+                            'curl', 'ss', 'pgrep')
 
 
 def git(*args):
@@ -76,15 +80,16 @@ def test_dist_is_a_versioned_tarball_of_what_servers_need(tmp_path):
     assert {name.split('/')[0] for name in names} == {'minitwit-test-1'}
     files = {name.partition('/')[2] for name in names}
     for needed in ('minitwit.py', 'sim_api.py', 'models.py', 'passwords.py',
-                   'schema.sql', 'requirements.txt', 'scripts/initdb.py',
-                   'scripts/minitwitctl', 'deploy/server.sh', 'deploy/slot',
+                   'schema.sql', 'requirements.txt', 'ops/initdb.py',
+                   'ops/minitwitctl', 'deploy/server.sh', 'deploy/slot',
                    'deploy/systemd/minitwit-app@.service',
                    'deploy/nginx/minitwit.conf'):
         assert needed in files
     for name in files:
         assert not name.startswith(('tests', '.venv', '.git', 'dist')), name
         assert '__pycache__' not in name and not name.endswith('.pyc'), name
-    assert 'Makefile' not in files and 'scripts/simulate.py' not in files
+    assert 'Makefile' not in files and 'simulator/simulate.py' not in files
+    assert not any(name.startswith(('bench/', 'simulator/')) for name in files)
 
     # Without DIST_VERSION the version is git's description of the tree.
     result = run(['make', '--no-print-directory', 'dist',
@@ -96,6 +101,7 @@ def test_dist_is_a_versioned_tarball_of_what_servers_need(tmp_path):
 
 
 @pytest.mark.slow
+@SERVERS
 @pytest.mark.parametrize('backend', [BACKEND])
 def test_deploys_switch_without_dropping_a_request_and_roll_back(
         tmp_path, keys, hosts):
@@ -201,6 +207,7 @@ def test_deploys_switch_without_dropping_a_request_and_roll_back(
 
 
 @pytest.mark.slow
+@SERVERS
 @pytest.mark.parametrize('backend', [BACKEND])
 def test_rolling_deploy_goes_host_by_host_and_stops_at_a_failure(
         tmp_path, keys, hosts, make_db_url):
@@ -230,7 +237,7 @@ def test_rolling_deploy_goes_host_by_host_and_stops_at_a_failure(
 
     # The operator's commands on a server: the live release's minitwitctl.
     def ctl(*args):
-        return run([str(first.root / 'current' / 'scripts' / 'minitwitctl'),
+        return run([str(first.root / 'current' / 'ops' / 'minitwitctl'),
                     *args], env={'DEPLOY_ROOT': str(first.root)})
 
     result = ctl('status')
@@ -261,7 +268,7 @@ def test_rolling_deploy_goes_host_by_host_and_stops_at_a_failure(
 
 def test_minitwitctl_without_a_deployment_inspects_the_local_database(
         tmp_path):
-    ctl = [str(Path(ROOT) / 'scripts' / 'minitwitctl')]
+    ctl = [str(Path(ROOT) / 'ops' / 'minitwitctl')]
     result = run(ctl + ['status'], env={'DEPLOY_ROOT': str(tmp_path)})
     assert result.returncode == 1
     assert 'nothing is deployed under %s' % tmp_path in result.stderr

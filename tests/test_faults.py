@@ -19,11 +19,13 @@ from urllib.parse import urlparse
 
 import pymysql
 import pytest
-from gen_scenario import generate_actions
-from serving import free_port, wait_until
-from simulate import DEADLINE, Client, expected_state, to_request, verify
 
-pytestmark = pytest.mark.slow
+from bench.serving import free_port, wait_until
+from simulator.gen_scenario import generate_actions
+from simulator.simulate import DEADLINE, Client, expected_state, to_request, verify
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.needs('mariadbd', 'mariadb-install-db')]
 
 WAIT = 30  # seconds: the most any wait below may take before it fails
 UNAVAILABLE = {'status': 503, 'error_msg': 'The database is unavailable '

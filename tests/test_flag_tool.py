@@ -1,17 +1,18 @@
-"""scripts/flag_tool.py, the moderators' tool, through its command line; what
+"""ops/flag_tool.py, the moderators' tool, through its command line; what
 it hides is checked through the simulator API and the web UI."""
 import pytest
-from legacy_db import database_url, run_script
+from legacy_db import database_url, run_tool
 from sim_client import AUTH, path, register, tweet
 from ui_client import browser, login
 
 import minitwit
-from models import Message, User, db
+from database import db
+from models import Message, User
 
 
 def flag_tool(*args):
     """Run the tool on the test's database."""
-    return run_script('flag_tool.py', *args, database_url=database_url())
+    return run_tool('flag_tool', *args, database_url=database_url())
 
 
 def shown(api, *user):
@@ -100,7 +101,7 @@ def test_inspect_prints_every_message_like_the_original(posts):
         '%d,%d,bob two, with a comma,0' % (posts['bob two, with a comma'], bob)]
 
 
-def test_inspect_pages_through_a_large_table(database):
+def test_inspect_pages_through_a_large_table(fresh_db):
     """More rows than one page, with gaps in the ids: each exactly once."""
     author = User.create(username='prolific', email='p@example.com',
                          pw_hash='x')
@@ -125,7 +126,7 @@ def test_inspect_pages_through_a_large_table(database):
 ])
 def test_usage_errors(tmp_path, args, error):
     target = tmp_path / 'minitwit.db'
-    result = run_script('flag_tool.py', *args,
+    result = run_tool('flag_tool', *args,
                         database_url='sqlite:///%s' % target)
     assert result.returncode == 2
     assert 'flag_tool.py: error: %s' % error in result.stderr
@@ -133,7 +134,7 @@ def test_usage_errors(tmp_path, args, error):
 
 
 def test_help():
-    result = run_script('flag_tool.py', '-h', database_url='sqlite:///unused')
+    result = run_tool('flag_tool', '-h', database_url='sqlite:///unused')
     assert result.returncode == 0
     assert result.stdout.startswith('usage: flag_tool.py [-h] [--unflag | -i] '
                                     '[ID ...]')
@@ -141,7 +142,7 @@ def test_help():
 
 
 def test_a_bad_database_url_is_a_clear_error():
-    result = run_script('flag_tool.py', '1', database_url='postgres://x/y')
+    result = run_tool('flag_tool', '1', database_url='postgres://x/y')
     assert result.returncode == 2
     assert 'DATABASE_URL must start with sqlite:/// or mysql://' \
         in result.stderr

@@ -11,7 +11,8 @@ from sim_client import AUTH, register
 from ui_client import browser, csrf_token, register_and_login
 
 import minitwit
-from models import Follower, Message, User, connection
+from database import connection
+from models import Follower, Message, User
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ form_text = st.one_of(st.text(), st.text(min_size=90, max_size=1100))
 
 
 @pytest.fixture
-def ui(database):
+def ui(fresh_db):
     return browser(minitwit.app)
 
 
@@ -128,7 +129,7 @@ def post_form(ui, token, action, data):
 @fuzz
 @given(username=form_text, email=form_text, password=form_text,
        raw=st.binary())
-def test_the_sign_up_form_takes_anything(database, username, email, password,
+def test_the_sign_up_form_takes_anything(fresh_db, username, email, password,
                                          raw):
     ui = browser(minitwit.app)  # a new visitor each time
     token = csrf_token(ui, '/register')

@@ -1,4 +1,4 @@
-"""scripts/import_legacy.py: the original ITU-MiniTwit's data, brought across
+"""ops/import_legacy.py: the original ITU-MiniTwit's data, brought across
 through its command line and checked through the simulator API and the web
 UI's sign-in."""
 import os
@@ -8,29 +8,29 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import MARIADB_URL
-from gen_scenario import generate_actions
-from import_legacy import create_legacy
 from legacy_db import (
     DATA,
     api_view,
     build_from_scenario,
     database_url,
     original_view,
-    run_script,
+    run_tool,
 )
 from sim_client import register, tweet
 from ui_client import browser, login
 
+import database
 import minitwit
-import models
 from models import Follower, Message, User
+from ops.import_legacy import create_legacy
+from simulator.gen_scenario import generate_actions
 
 CHEAP_HASH = 'pbkdf2:sha256:150000$salt$' + '0' * 64
 
 
 def import_legacy(*args, url=None):
     """Run the script on `url`, by default the test's database."""
-    return run_script('import_legacy.py', *args,
+    return run_tool('import_legacy', *args,
                       database_url=url or database_url())
 
 
@@ -92,7 +92,7 @@ def sign_in(username, password, status=200):
 
 
 def test_original_users_sign_in_on_the_web_with_their_old_passwords(
-        database, generated):
+        fresh_db, generated):
     path, passwords = generated
     assert import_legacy(path).returncode == 0
     kinds = set()
@@ -107,12 +107,12 @@ def test_original_users_sign_in_on_the_web_with_their_old_passwords(
     assert 'You were logged in' in sign_in(name, passwords[name]).text
 
 
-def test_a_second_import_adds_nothing(database, generated):
+def test_a_second_import_adds_nothing(fresh_db, generated):
     path, passwords = generated
     assert import_legacy(path).returncode == 0
     before = counts()
     # A moderator hides a message; a user's hash is upgraded at sign-in.
-    assert run_script('flag_tool.py', 1,
+    assert run_tool('flag_tool', 1,
                       database_url=database_url()).returncode == 0
     name = next(iter(passwords))
     assert 'You were logged in' in sign_in(name, passwords[name]).text
@@ -156,7 +156,7 @@ def test_a_dry_run_writes_nothing_not_even_the_tables(make_db_url, generated):
     assert 'users:    would add %d' % users in result.stdout
     assert 'target would then hold: %d users, %d follows, %d messages' % (
         users, pairs, messages) in result.stdout
-    target = models.make_database(url)
+    target = database.make_database(url)
     if url.startswith('sqlite'):
         assert not os.path.exists(target.database)
     else:
@@ -164,7 +164,7 @@ def test_a_dry_run_writes_nothing_not_even_the_tables(make_db_url, generated):
         target.close()
 
 
-def test_a_dry_run_after_an_import_would_add_nothing(database, generated):
+def test_a_dry_run_after_an_import_would_add_nothing(fresh_db, generated):
     path, _ = generated
     assert import_legacy(path).returncode == 0
     before = counts()
@@ -330,6 +330,7 @@ TRICKY = ["it's", 'back\\slash', 'tab\there', 'new\nline', 'cr\rreturn',
 
 @pytest.mark.skipif(not MARIADB_URL, reason='needs TEST_MARIADB_URL: '
                     'mysqldump dumps from a MariaDB server')
+@pytest.mark.needs('mysqldump')
 def test_a_mysqldump_of_the_original_reads_back_exactly(mariadb_admin,
                                                          tmp_path):
     """The original's tables in MySQL, dumped by mysqldump itself, convert
@@ -410,7 +411,7 @@ def course_legacy(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_course_database_comes_across_exactly(api, course_legacy):
-    from simulate import expected_state, read_scenario
+    from simulator.simulate import expected_state, read_scenario
     actions = list(read_scenario(SCENARIO))
     names, messages, follows, _, _ = expected_state(actions)
     assert legacy_counts(course_legacy) == (200, 6265, 6265, 11306)

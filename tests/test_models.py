@@ -4,25 +4,26 @@ import os
 
 import pytest
 from playhouse.pool import PooledMySQLDatabase, PooledSqliteDatabase
-from serving import wait_until
 
+import database
 import models
+from bench.serving import wait_until
 
 
-def pragma(database, name):
-    return database.execute_sql('PRAGMA %s' % name).fetchone()[0]
+def pragma(target, name):
+    return target.execute_sql('PRAGMA %s' % name).fetchone()[0]
 
 
 def test_sqlite_settings(tmp_path):
-    database = models.make_database('sqlite:///%s/a.db' % tmp_path)
-    assert isinstance(database, PooledSqliteDatabase)
-    database.connect()
-    assert pragma(database, 'journal_mode') == 'wal'
-    assert pragma(database, 'foreign_keys') == 1
-    assert pragma(database, 'synchronous') == 1  # NORMAL
-    assert pragma(database, 'busy_timeout') == 2000
-    database.close()
-    durable = models.make_database('sqlite:///%s/b.db?synchronous=full'
+    target = database.make_database('sqlite:///%s/a.db' % tmp_path)
+    assert isinstance(target, PooledSqliteDatabase)
+    target.connect()
+    assert pragma(target, 'journal_mode') == 'wal'
+    assert pragma(target, 'foreign_keys') == 1
+    assert pragma(target, 'synchronous') == 1  # NORMAL
+    assert pragma(target, 'busy_timeout') == 2000
+    target.close()
+    durable = database.make_database('sqlite:///%s/b.db?synchronous=full'
                                    % tmp_path)
     durable.connect()
     assert pragma(durable, 'synchronous') == 2  # FULL
@@ -30,15 +31,15 @@ def test_sqlite_settings(tmp_path):
 
 
 def test_mysql_urls_become_pools_with_utf8mb4():
-    database = models.make_database(
+    target = database.make_database(
         'mysql://mt:p%40ss@db.example:3307/minitwit?max_connections=4')
-    assert isinstance(database, PooledMySQLDatabase)
-    assert database.database == 'minitwit'
-    params = database.connect_params
+    assert isinstance(target, PooledMySQLDatabase)
+    assert target.database == 'minitwit'
+    params = target.connect_params
     assert (params['host'], params['port'], params['user'],
             params['password']) == ('db.example', 3307, 'mt', 'p@ss')
     assert params['charset'] == 'utf8mb4'
-    assert database._max_connections == 4
+    assert target._max_connections == 4
 
 
 @pytest.mark.parametrize('url', ['postgres://x/y', 'minitwit.db', '',
@@ -46,27 +47,27 @@ def test_mysql_urls_become_pools_with_utf8mb4():
                                  'mysql://root@h/db?charset=latin1'])
 def test_unknown_urls_are_refused_clearly(url):
     with pytest.raises(ValueError, match='DATABASE_URL'):
-        models.make_database(url)
+        database.make_database(url)
 
 
 def test_the_checkpointer_keeps_the_database_file_current(tmp_path):
     path = tmp_path / 'c.db'
-    models.configure('sqlite:///%s' % path)
-    models.create_schema()
-    with models.connection():
+    database.configure('sqlite:///%s' % path)
+    database.create_schema()
+    with database.connection():
         user = models.User.register('w', 'w@x', 'h')
-        with models.db.atomic():
+        with database.db.atomic():
             for n in range(2000):
                 user.post('message %d' % n)
     # The apps' connections are still open, so SQLite itself has not copied
     # the log back; the background checkpointer does, within a moment.
     wait_until(lambda: os.path.getsize(path) >= 100_000,
                'the log to be copied into the file', 10)
-    models.db.obj.close_all()
+    database.db.obj.close_all()
 
 
-def test_a_prepared_statement_must_bind_its_parameters_in_order(database):
-    bad = models.Prepared(lambda a, b: models.User.select().where(
+def test_a_prepared_statement_must_bind_its_parameters_in_order(fresh_db):
+    bad = database.Prepared(lambda a, b: models.User.select().where(
         (models.User.email == b) & (models.User.username == a)))
     with pytest.raises(TypeError, match='binds'):
         bad('name', 'email')

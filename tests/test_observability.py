@@ -8,11 +8,11 @@ import urllib.request
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from serving import ROOT, free_port, wait_until
 from sim_client import AUTH, path, post, register, tweet
 from ui_client import browser
 
 import minitwit
+from bench.serving import ROOT, free_port, wait_until
 
 MONITORING = os.path.join(ROOT, 'monitoring')
 LOG_FIELDS = {'time', 'app', 'method', 'route', 'status', 'duration_ms',
@@ -283,7 +283,7 @@ def test_every_metric_the_monitoring_reads_is_exported(api):
 
 # --- the web UI --------------------------------------------------------------------
 
-def test_the_web_ui_is_logged_and_counted_too(database, capsys):
+def test_the_web_ui_is_logged_and_counted_too(fresh_db, capsys):
     ui = browser(minitwit.app)
     before = samples(ui.get('/metrics').text)
     capsys.readouterr()

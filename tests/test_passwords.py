@@ -47,7 +47,7 @@ def test_malformed_hashes_never_verify_and_never_raise(stored):
     assert passwords.verify_password(stored, 'anything')[0] is False
 
 
-def test_signing_in_upgrades_a_legacy_hash(database):
+def test_signing_in_upgrades_a_legacy_hash(fresh_db):
     legacy = generate_password_hash('old secret', method='pbkdf2:sha256:150000')
     user = User.register('legacy', 'l@example.com', legacy)
     assert not user.check_password('wrong')

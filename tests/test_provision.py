@@ -1,4 +1,4 @@
-"""scripts/provision.sh in its dry-run mode: every file under a scratch root
+"""deploy/provision.sh in its dry-run mode: every file under a scratch root
 (--root), the commands that would change the system (apt, users, MariaDB,
 ufw, systemctl) only printed. Run twice, it changes nothing the second
 time. (tests/test_deploy.py then deploys onto roots it laid out.)"""
@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serving import ROOT
 
-PROVISION = str(Path(ROOT) / 'scripts' / 'provision.sh')
+from bench.serving import ROOT
+
+PROVISION = str(Path(ROOT) / 'deploy' / 'provision.sh')
 
 
 def provision(root, *args, **env):
@@ -120,6 +121,7 @@ def test_system_commands_firewall_and_mariadb(scratch):
     assert password not in result.stdout + result.stderr
 
 
+@pytest.mark.needs('nginx', 'logrotate')
 def test_nginx_site_and_logrotate_are_valid(scratch, tmp_path):
     result = provision(scratch, HTTP_LISTEN='127.0.0.1:8181',
                        API_LISTEN='127.0.0.1:5151')

@@ -1,4 +1,4 @@
-"""scripts/release.sh against a local stand-in for GitHub's REST API (GitHub
+"""deploy/release.sh against a local stand-in for GitHub's REST API (GitHub
 cannot be reached from here) that records every request: the right tag on
 the right commit, the tarball, the notes, one release a week, and the token
 never shown."""
@@ -14,7 +14,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from serving import ROOT
+
+from bench.serving import ROOT
+
+pytestmark = pytest.mark.needs('curl')  # release.sh talks to the API with it
 
 TOKEN = 'ghp_test_token_that_must_never_be_printed_0123456789'
 REPO = 'itu-devops/minitwit'
@@ -116,7 +119,7 @@ def release(repo, github, **env):
                    'GITHUB_REPOSITORY': REPO,
                    'GITHUB_API': 'http://127.0.0.1:%d' % github.server_port}
     environment.update(env)
-    return subprocess.run([str(repo / 'scripts' / 'release.sh')], cwd=repo,
+    return subprocess.run([str(repo / 'deploy' / 'release.sh')], cwd=repo,
                           env=environment, capture_output=True, text=True,
                           timeout=120)
 

@@ -5,27 +5,28 @@ import subprocess
 import sys
 from collections import Counter
 
-import gen_scenario
 import pytest
-from gen_scenario import generate
 from peewee import fn
 
+import database
 import models
-
-SIMULATE = 'scripts/simulate.py'
+from bench.serving import ROOT
+from simulator import gen_scenario
+from simulator.gen_scenario import generate
 
 
 def write_scenario(path, seed, users, actions):
-    """Write a scenario with scripts/gen_scenario.py; its path."""
+    """Write a scenario with simulator/gen_scenario.py; its path."""
     gen_scenario.main(['--seed', str(seed), '--users', str(users),
                        '--actions', str(actions), '-o', str(path)])
     return str(path)
 
 
 def simulate(*args):
-    """Run scripts/simulate.py; (exit code, JSON summary)."""
-    done = subprocess.run([sys.executable, SIMULATE, *args, '--json',
-                           '--progress', 'off'], capture_output=True,
+    """Run `python -m simulator.simulate`; (exit code, JSON summary)."""
+    done = subprocess.run([sys.executable, '-m', 'simulator.simulate', *args,
+                           '--json', '--progress', 'off'], cwd=ROOT,
+                          capture_output=True,
                           text=True, timeout=300)
     return done.returncode, json.loads(done.stdout)
 
@@ -77,14 +78,14 @@ def test_a_generated_scenario_replays_exactly(tmp_path, make_db_url,
     assert code == 0 and summary['requests'] == 1200
 
     # --verify can fail: hide one message, drop one follow.
-    models.configure(url)
-    with models.connection():
+    database.configure(url)
+    with database.connection():
         models.Message.update(flagged=True).where(
             models.Message.message_id == 1).execute()
         models.Follower.delete().where(
             models.Follower.id == models.Follower.select(
                 fn.MIN(models.Follower.id))).execute()
-    models.db.obj.close_all()
+    database.db.obj.close_all()
     code, summary = simulate(scenario, '--url', server.url, '--verify-only')
     assert code == 1
     assert any(p.startswith('messages of') for p in summary['verify'])

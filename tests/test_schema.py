@@ -6,6 +6,7 @@ by column, index by index and foreign key by foreign key.
 """
 import re
 
+import database
 import models
 
 
@@ -21,39 +22,39 @@ def sqlite_affinity(declared):
 
 
 def catalogue(url, build):
-    models.configure(url)
-    with models.db.connection_context():
+    database.configure(url)
+    with database.db.connection_context():
         build()
-        database = models.db.obj
+        target = database.db.obj
         normalise = sqlite_affinity if url.startswith('sqlite') else str
         tables = {}
-        for table in sorted(database.get_tables()):
+        for table in sorted(target.get_tables()):
             tables[table] = {
                 'columns': [(c.name, normalise(c.data_type), c.null,
                              c.primary_key)
-                            for c in database.get_columns(table)],
+                            for c in target.get_columns(table)],
                 'indexes': sorted((i.name, tuple(i.columns), i.unique)
-                                  for i in database.get_indexes(table)),
+                                  for i in target.get_indexes(table)),
                 'foreign_keys': sorted((f.column, f.dest_table, f.dest_column)
-                                       for f in database.get_foreign_keys(table)),
+                                       for f in target.get_foreign_keys(table)),
             }
-    models.db.obj.close_all()
+    database.db.obj.close_all()
     return tables
 
 
 def test_schema_sql_matches_the_models(make_db_url):
-    from_sql = catalogue(make_db_url(), models.create_schema)
+    from_sql = catalogue(make_db_url(), database.create_schema)
     from_models = catalogue(make_db_url(),
-                            lambda: models.db.create_tables(models.MODELS))
+                            lambda: database.db.create_tables(models.MODELS))
     assert set(from_sql) == {'user', 'message', 'follower', 'latest'}
     assert from_sql == from_models
 
 
 def test_schema_sql_is_idempotent_and_seeds_latest_once(make_db_url):
-    models.configure(make_db_url())
+    database.configure(make_db_url())
     for _ in range(2):
-        models.create_schema()
-        models._schema_ready = False  # run the file again, as a restart does
-    with models.connection():
+        database.create_schema()
+        database._schema_ready = False  # run the file again, as a restart does
+    with database.connection():
         assert models.Latest.select().count() == 1
         assert models.Latest.get_value() == -1

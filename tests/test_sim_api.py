@@ -13,10 +13,10 @@ from sim_client import (
     tweet,
     unfollow,
 )
-from simulate import Client
 
-import models
+import database
 from models import Follower, Message, User
+from simulator.simulate import Client
 
 NAMES = ['Roger Histand', 'Åse Ørsted', 'Zoë D\'Arcy', '李 小龍', 'a/b slash']
 TEXT = 'Upon making known our desires for a “very cheerful” place — said Sir ' \
@@ -289,8 +289,8 @@ def test_register_and_latest_need_no_credentials(api):
 
 def test_healthz_checks_the_database(api):
     assert api.get('/healthz').json == {'status': 'ok'}
-    models.db.obj.close_all()
-    models.configure('sqlite:////nonexistent-dir/minitwit.db')
+    database.db.obj.close_all()
+    database.configure('sqlite:////nonexistent-dir/minitwit.db')
     res = api.get('/healthz', status='*')
     assert res.status_int == 503
     assert res.json['status'] == 503 and res.json['error_msg']

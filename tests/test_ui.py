@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-from serving import ROOT  # scripts/serving.py
 from sim_client import register as api_register
 from sim_client import tweet
 from ui_client import (
@@ -28,20 +27,22 @@ from ui_client import (
 from webob import Request
 from werkzeug.security import generate_password_hash
 
+import database
 import minitwit
 import models
+from bench.serving import ROOT
 from models import Follower, Message, User
 
 
 @pytest.fixture
-def ui(database):
+def ui(fresh_db):
     """The web UI under WebTest: one browser, with its cookies."""
     return browser(minitwit.app)
 
 
 def post_message_as(username, text, pub_date):
     """A message written straight into the database, dated `pub_date`."""
-    with models.connection():
+    with database.connection():
         Message.create(author=User.by_name(username).user_id, text=text,
                        pub_date=pub_date)
 
@@ -62,7 +63,7 @@ def test_register(ui):
     assert 'The two passwords do not match' in res
     res = register(ui, 'meh', 'foo', email='broken', status=400)
     assert 'You have to enter a valid email address' in res
-    with models.connection():
+    with database.connection():
         assert [u.username for u in User.select()] == ['user1']
 
 
@@ -216,7 +217,7 @@ def test_any_username_has_a_working_page(ui, name):
     assert 'You are not yet following this user.' in res
 
 
-def test_a_path_that_is_not_utf8_is_refused(database):
+def test_a_path_that_is_not_utf8_is_refused(fresh_db):
     # Straight to the app: WebTest's cookie jar cannot store cookies for
     # such a URL.
     res = Request.blank('/%FF%FE').get_response(minitwit.app)
@@ -233,7 +234,7 @@ def test_message_errors_are_400_with_the_reason(ui):
     assert res.html.select_one('input[name=text]')['value'] == \
         'x' * (models.MAX_MESSAGE + 1)
     add_message(ui, 'y' * models.MAX_MESSAGE)
-    with models.connection():
+    with database.connection():
         assert [len(m.text) for m in Message.select()] == [models.MAX_MESSAGE]
 
 
@@ -244,7 +245,7 @@ def test_only_signed_in_users_post_and_follow(ui):
         '/add_message', {'text': 'x', 'csrf_token': token}, status=401)
     ui.post('/foo/follow', {'csrf_token': token}, status=401)
     ui.post('/foo/unfollow', {'csrf_token': token}, status=401)
-    with models.connection():
+    with database.connection():
         assert Message.select().count() == 0
 
 
@@ -291,7 +292,7 @@ def test_a_post_without_the_token_is_refused_and_changes_nothing(ui):
         assert 'This form has expired' in res
         res = ui.post(path, dict(fields, csrf_token='forged'), status=403)
         assert 'This form has expired' in res
-    with models.connection():
+    with database.connection():
         assert Message.select().count() == 0
         assert Follower.select().count() == 0
         assert User.select().count() == 2
@@ -327,7 +328,7 @@ def test_login_is_refused_without_the_csrf_cookie(ui):
 # --- sessions --------------------------------------------------------------------
 
 def user_id_of(username):
-    with models.connection():
+    with database.connection():
         return User.by_name(username).user_id
 
 
@@ -430,7 +431,7 @@ def test_an_expired_or_malformed_session_signs_nobody_in(ui, issued):
 
 def test_a_session_of_a_deleted_user_signs_nobody_in(ui):
     register_and_login(ui, 'foo')
-    with models.connection():
+    with database.connection():
         User.delete().execute()
     ui.get('/', status=302)
 
@@ -521,15 +522,15 @@ def test_static_files_and_nothing_outside_them(ui):
 def test_legacy_hashes_sign_in_and_are_upgraded(ui, method):
     legacy = generate_password_hash('old secret', method=method)
     assert legacy.startswith(method + '$')
-    with models.connection():
+    with database.connection():
         User.register('oldtimer', 'old@example.com', legacy)
     res = login(ui, 'oldtimer', 'wrong', status=400)
     assert 'Invalid password' in res
-    with models.connection():
+    with database.connection():
         assert User.by_name('oldtimer').pw_hash == legacy
     res = login(ui, 'oldtimer', 'old secret', status=200)
     assert 'You were logged in' in res
-    with models.connection():
+    with database.connection():
         upgraded = User.by_name('oldtimer').pw_hash
     assert upgraded.startswith('$argon2id$')
     logout(ui)
@@ -600,7 +601,7 @@ def test_flagged_messages_do_not_show(ui):
     register_and_login(ui, 'foo')
     add_message(ui, 'visible')
     add_message(ui, 'flagged')
-    with models.connection():
+    with database.connection():
         Message.update(flagged=True).where(Message.text == 'flagged').execute()
     for path in ['/', '/public', '/foo']:
         assert texts(ui.get(path)) == ['visible']
@@ -613,13 +614,13 @@ class StatementCounter:
 
     def __init__(self, monkeypatch):
         self.statements = []
-        database = models.db.obj
-        run = database.execute_sql
+        target = database.db.obj
+        run = target.execute_sql
 
         def execute_sql(sql, params=None, *args, **kwargs):
             self.statements.append(sql)
             return run(sql, params, *args, **kwargs)
-        monkeypatch.setattr(database, 'execute_sql', execute_sql)
+        monkeypatch.setattr(target, 'execute_sql', execute_sql)
 
 
 @pytest.mark.parametrize('path', ['/', '/public', '/foo', '/bar'])
@@ -644,7 +645,7 @@ def test_a_timeline_page_is_one_query_plus_two_small_ones(
 # --- the database going away ----------------------------------------------------
 
 def test_an_unreachable_database_is_a_503_page(tmp_path):
-    models.configure('sqlite:///%s/no/such/folder/minitwit.db' % tmp_path)
+    database.configure('sqlite:///%s/no/such/folder/minitwit.db' % tmp_path)
     ui = browser(minitwit.app)
     try:
         for path in ['/public', '/', '/foo', '/login']:
@@ -654,7 +655,7 @@ def test_an_unreachable_database_is_a_503_page(tmp_path):
         assert ui.get('/healthz', status=503).json == {
             'status': 'unavailable'}
     finally:
-        models.db.obj.close_all()
+        database.db.obj.close_all()
 
 
 def test_healthz_answers_ok_when_the_database_does(ui):

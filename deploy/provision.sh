@@ -3,8 +3,8 @@
 # Vagrant runs it on every new machine. Running it again changes nothing
 # that is right already, and never replaces the secrets it generated.
 #
-#   scripts/provision.sh              set up this machine
-#   scripts/provision.sh --root DIR   write every file under DIR instead of
+#   deploy/provision.sh              set up this machine
+#   deploy/provision.sh --root DIR   write every file under DIR instead of
 #                                     /, and only print the commands that
 #                                     would change the system (apt, users,
 #                                     MariaDB, ufw, systemctl): a dry run
@@ -91,7 +91,7 @@ environment_file() {
     echo "kept ${ENV_FILE#"$PREFIX"}"
   else
     put "$ENV_FILE" 0640 <<EOF
-# MiniTwit's settings on this server, written by scripts/provision.sh.
+# MiniTwit's settings on this server, written by deploy/provision.sh.
 DATABASE_URL=mysql://minitwit:$(secret)@127.0.0.1:3306/minitwit
 MINITWIT_SECRET_KEY=$(secret)
 MINITWIT_ENV=production
@@ -107,7 +107,7 @@ EOF
   fi
   put "$ROOT/shared/host.env" 0644 <<EOF
 # This server's settings for deploy/slot and deploy/server.sh: any line of
-# deploy/defaults.env may be set here. Written once by scripts/provision.sh.
+# deploy/defaults.env may be set here. Written once by deploy/provision.sh.
 PUBLIC_API_URL=http://127.0.0.1:${API_LISTEN##*:}
 EOF
 }
@@ -169,7 +169,7 @@ units() {
   fi
   sed "s|/var/log/minitwit|$LOGS|g" "$REPO/deploy/logrotate/minitwit" |
     put "$PREFIX/etc/logrotate.d/minitwit" 0644
-  ln -sfn "$ROOT/current/scripts/minitwitctl" "$PREFIX/usr/local/bin/minitwitctl"
+  ln -sfn "$ROOT/current/ops/minitwitctl" "$PREFIX/usr/local/bin/minitwitctl"
 }
 
 firewall() {

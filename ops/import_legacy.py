@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Copy the original ITU-MiniTwit's database into MiniTwit's.
 
-    python scripts/import_legacy.py LEGACY [--dry-run] [--batch-size N]
-    python scripts/import_legacy.py DUMP.sql --to-sqlite LEGACY.db
+    python -m ops.import_legacy LEGACY [--dry-run] [--batch-size N]
+    python -m ops.import_legacy DUMP.sql --to-sqlite LEGACY.db
 
 LEGACY is the original's SQLite file (tables user, follower and message), or
 a MySQL-syntax dump of it such as the course's itu_minitwit_legacy.sql,
@@ -30,12 +29,13 @@ import tempfile
 from itertools import islice
 from urllib.parse import quote
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import peewee
 
-from progress import Progress  # noqa: E402  (scripts/progress.py)
-
-import models  # noqa: E402
-from models import Follower, Message, User, db  # noqa: E402
+import database
+import models
+from database import db
+from models import Follower, Message, User
+from ops.progress import Progress
 
 # The original's schema.sql, as it created minitwit.db.
 LEGACY_SCHEMA = """
@@ -443,7 +443,7 @@ class Importer:
     def write(self, tally, fields, new):
         """Insert the `new` rows (unless this is a dry run); count them."""
         if new and not self.dry_run:
-            models.insert_many(fields, new)
+            database.insert_many(fields, new)
         tally.added += len(new)
 
     def copy_users(self, total):
@@ -582,12 +582,12 @@ def target_counts(ready):
     return tuple(model.select().count() for model in (User, Follower, Message))
 
 
-def target_has_tables(database):
+def target_has_tables(target):
     """Whether the target exists and has MiniTwit's tables, without creating
     either (a dry run writes nothing, not even a file or a table)."""
-    if not models.is_mysql() and not os.path.exists(database.database):
+    if not database.is_mysql() and not os.path.exists(target.database):
         return False
-    return all(database.table_exists(model._meta.table_name)
+    return all(target.table_exists(model._meta.table_name)
                for model in (User, Follower, Message))
 
 
@@ -602,15 +602,15 @@ def import_legacy(path, dry_run=False, batch_size=DEFAULT_BATCH,
     database; print what happened; return the tallies."""
     source = open_legacy(path)
     try:
-        database = db.obj
+        target = db.obj
         if dry_run:
-            ready = target_has_tables(database)
+            ready = target_has_tables(target)
             context = db.connection_context() if ready else \
                 contextlib.nullcontext()
         else:
-            ready, context = True, models.connection()
+            ready, context = True, database.connection()
         with context:
-            if not dry_run and not models.is_mysql():
+            if not dry_run and not database.is_mysql():
                 # The indexes of a million messages outgrow SQLite's default
                 # 2 MB page cache: with 64 MB, importing them took 7 s of
                 # system time instead of 16.
@@ -669,7 +669,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='import_legacy.py', description=__doc__.split('\n\n')[0],
         epilog='The target is DATABASE_URL (default %s).'
-        % models.DEFAULT_DATABASE_URL)
+        % database.DEFAULT_DATABASE_URL)
     parser.add_argument('legacy', metavar='LEGACY',
                         help="the original's SQLite database, or a MySQL dump "
                         "of it (.sql)")
@@ -694,7 +694,7 @@ def main(argv=None):
                 '%s %s rows' % (n(counts.get(table, 0)), table)
                 for table in LEGACY_COLUMNS)))
             return 0
-        models.configure()
+        database.configure()
         with tempfile.TemporaryDirectory(prefix='minitwit-legacy-') as tmp:
             path = args.legacy
             if not is_sqlite_file(path):
@@ -705,11 +705,11 @@ def main(argv=None):
         parser.error(str(error))
     except sqlite3.Error as error:
         parser.error('%s cannot be read: %s' % (args.legacy, error))
-    except models.IntegrityError as error:
+    except peewee.IntegrityError as error:
         print('import_legacy.py: the target changed while importing (%s); '
               'run the import again' % error, file=sys.stderr)
         return 1
-    except models.DatabaseError as error:
+    except peewee.DatabaseError as error:
         print('import_legacy.py: the target database failed: %s' % error,
               file=sys.stderr)
         return 1

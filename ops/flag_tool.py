@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Hide messages from every timeline and API list, or show them again.
 
-    python scripts/flag_tool.py ID...           flag these messages
-    python scripts/flag_tool.py --unflag ID...  unflag them
-    python scripts/flag_tool.py -i              print every message as
+    python -m ops.flag_tool ID...           flag these messages
+    python -m ops.flag_tool --unflag ID...  unflag them
+    python -m ops.flag_tool -i              print every message as
                                                 message_id,author_id,text,flagged
-    python scripts/flag_tool.py -h              this help
+    python -m ops.flag_tool -h              this help
 
 The moderators' tool of the original ITU-MiniTwit, on DATABASE_URL. The
 original pasted its arguments into SQL; this one takes whole numbers only and
@@ -19,10 +18,11 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import peewee
 
-import models  # noqa: E402
-from models import Message, db  # noqa: E402
+import database
+from database import db
+from models import Message
 
 # Ids are looked up this many at a time (SQLite binds at most 32,766 values
 # a statement) and -i reads this many rows at a time, so that neither holds a
@@ -76,7 +76,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='flag_tool.py', description=__doc__.split('\n\n')[0],
         epilog='The database is DATABASE_URL (default %s).'
-        % models.DEFAULT_DATABASE_URL)
+        % database.DEFAULT_DATABASE_URL)
     parser.add_argument('ids', nargs='*', type=message_id, metavar='ID',
                         help='ids of messages to flag (or unflag)')
     action = parser.add_mutually_exclusive_group()
@@ -92,15 +92,15 @@ def main(argv=None):
         parser.error('give the ids of the messages to %s (or -i to list them)'
                      % ('unflag' if args.unflag else 'flag'))
     try:
-        models.configure()
-        with models.connection():
+        database.configure()
+        with database.connection():
             if args.inspect:
                 inspect(sys.stdout)
                 return 0
             found = set_flagged(args.ids, not args.unflag)
     except ValueError as error:
         parser.error(str(error))
-    except models.DatabaseError as error:
+    except peewee.DatabaseError as error:
         print('flag_tool.py: the database failed: %s' % error, file=sys.stderr)
         return 1
     except BrokenPipeError:

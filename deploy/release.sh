@@ -4,7 +4,7 @@
 # tarball, and notes listing the commits since the last release. A week that
 # has its release already gets no second one (and this exits 0).
 #
-#   scripts/release.sh      (make release; CircleCI's weekly schedule runs it)
+#   deploy/release.sh      (make release; CircleCI's weekly schedule runs it)
 #
 # Environment:
 #   GITHUB_TOKEN       a token allowed to create releases (never printed)

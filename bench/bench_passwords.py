@@ -1,23 +1,18 @@
-#!/usr/bin/env python3
 """What a password costs: hashing one (a sign-up), verifying one (a sign-in)
 with the current argon2id parameters, and verifying an original
 ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded.
 
-    python scripts/bench_passwords.py [--rounds 50]
+    python -m bench.bench_passwords [--rounds 50]
 
 Prints wall and CPU milliseconds per call, p50 and p99. Nothing here is
-asserted: the figures go in README.
+asserted: the figures go in docs/benchmarks.md.
 """
 import argparse
 import hashlib
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from simulate import percentile  # noqa: E402 (scripts/simulate.py)
-
-import passwords  # noqa: E402
+import passwords
+from simulator.simulate import percentile
 
 PASSWORD = 'correct horse battery staple'  # noqa: S105 (made up)
 

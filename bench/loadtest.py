@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Load MiniTwit with concurrent clients, then the floor, and compare.
 
-    python scripts/loadtest.py [--clients 32] [--seconds 20] [--requests N]
+    python -m bench.loadtest [--clients 32] [--seconds 20] [--requests N]
         [--mariadb mysql://root@127.0.0.1:3306]
 
 Starts the simulator API and the web UI (same waitress flags as
@@ -12,7 +11,7 @@ whichever comes first. The mix is the simulator's writes (register, tweet,
 follow, unfollow: a new connection each, with `latest`, as it sends them)
 and timeline reads (the API's /msgs, the UI's /public and /<user>, on
 kept-alive connections, as browsers read). The same clients then send the
-same mix to the floor: scripts/floor_app.py, a no-op app on the same
+same mix to the floor: bench/floor_app.py, a no-op app on the same
 waitress, which is what the HTTP stack alone costs.
 
 It prints requests/s beside the floor's and latency percentiles by kind,
@@ -31,8 +30,8 @@ import time
 from collections import defaultdict
 from urllib.parse import quote, urlparse
 
-from serving import Server, fresh_mariadb
-from simulate import DEADLINE, Client, percentile
+from bench.serving import Server, fresh_mariadb
+from simulator.simulate import DEADLINE, Client, percentile
 
 # (kind, weight): what one client does next. Two requests in three are the
 # simulator's writes, in the proportions of the course's scenario (44%
@@ -162,7 +161,10 @@ def run(urls, clients, processes, seconds, requests):
     """All the clients against `urls`; a summary."""
     per_process, names = spread(clients, processes)
     started = time.perf_counter()
-    with multiprocessing.Pool(processes) as pool:
+    # Spawned, not forked: the caller may have threads (a test process has
+    # the apps, their pools and checkpointers), and a fork copies their
+    # locks in whatever state they are.
+    with multiprocessing.get_context('spawn').Pool(processes) as pool:
         parts = pool.map(worker_process, [
             (urls, w, per_process[w], names, seconds, requests // processes)
             for w in range(processes)])
@@ -246,7 +248,7 @@ def main(argv=None):
             register_clients(api.url, args.clients, args.processes)
             app = run({'api': api.url, 'web': web.url}, args.clients,
                       args.processes, args.seconds, args.requests)
-    with Server('scripts.floor_app:app') as floor_server:
+    with Server('bench.floor_app:app') as floor_server:
         floor = run({'api': floor_server.url, 'web': floor_server.url},
                     args.clients, args.processes, args.seconds,
                     args.requests)

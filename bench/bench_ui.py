@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """How fast the web UI's timelines are at 10,000 and at 1,000,000 messages.
 
-    python scripts/bench_ui.py [--mariadb mysql://root@127.0.0.1:3306]
+    python -m bench.bench_ui [--mariadb mysql://root@127.0.0.1:3306]
 
 For each database (SQLite, and MariaDB when --mariadb names a server) it
 builds two databases from one fixed seed: 100,000 users, 2,000,000 follows
@@ -24,7 +23,6 @@ afresh and dropped at the end; the SQLite files live in a temporary folder.
 import argparse
 import contextlib
 import http.client
-import os
 import random
 import re
 import sys
@@ -33,16 +31,14 @@ import time
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlparse
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from import_legacy import batches  # noqa: E402
-from progress import Progress  # noqa: E402
-from serving import Server, fresh_mariadb  # noqa: E402
-from simulate import percentile  # noqa: E402
-
-import models  # noqa: E402
-import passwords  # noqa: E402
-from models import Follower, Message, User, db  # noqa: E402
+import database
+import passwords
+from bench.serving import Server, fresh_mariadb
+from database import db
+from models import Follower, Message, User
+from ops.import_legacy import batches
+from ops.progress import Progress
+from simulator.simulate import percentile
 
 PASSWORD = 'bench-password'  # noqa: S105 (made-up users)
 START = 1_600_000_000  # pub_date of the first message
@@ -64,7 +60,7 @@ def insert_rows(label, fields, rows, total):
     progress = Progress(label, total)
     for batch in batches(rows, BATCH):
         with db.atomic():
-            models.insert_many(fields, batch)
+            database.insert_many(fields, batch)
         progress.add(len(batch))
 
 
@@ -122,7 +118,7 @@ def seed_messages(first, last, users, rng):
 def bulk_load_settings():
     """Trade durability for speed on this connection while seeding: the
     data can be made again, and the apps' own settings are untouched."""
-    if models.is_mysql():
+    if database.is_mysql():
         db.execute_sql('SET SESSION foreign_key_checks = 0, unique_checks = 0')
     else:
         db.execute_sql('PRAGMA synchronous = OFF')
@@ -133,7 +129,7 @@ def settle(timeout=120):
     """Let the database finish the bulk load's background work before it is
     measured, as a database in service has: SQLite copies its log into the
     file; MariaDB writes its dirty pages out (down to 1% of its buffer pool)."""
-    if not models.is_mysql():
+    if not database.is_mysql():
         db.execute_sql('PRAGMA wal_checkpoint(TRUNCATE)')
         return
     deadline = time.monotonic() + timeout
@@ -253,10 +249,10 @@ def seed(url, messages, args):
     rng = random.Random(2024)
     print('  seeding %s messages in %s' % (format(messages, ','), url),
           file=sys.stderr)
-    models.configure(url)
+    database.configure(url)
     started = time.monotonic()
     try:
-        with models.connection():
+        with database.connection():
             bulk_load_settings()
             seed_people(args.users, args.follows, rng)
             seed_messages(1, args.small, args.users, rng)
@@ -264,7 +260,7 @@ def seed(url, messages, args):
                 seed_messages(args.small + 1, messages, args.users, rng)
             settle()
     finally:
-        models.db.obj.close_all()
+        database.db.obj.close_all()
     return time.monotonic() - started
 
 

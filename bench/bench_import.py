@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """How fast import_legacy.py brings an original ITU-MiniTwit database across.
 
-    python scripts/bench_import.py [--messages 1000000] [--users 10000]
+    python -m bench.bench_import [--messages 1000000] [--users 10000]
                                    [--follows 100000] [--mariadb URL]
 
 Generates a legacy SQLite database of that size (a tenth of the follows
@@ -21,13 +20,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import import_legacy  # noqa: E402
-from gen_scenario import sentence  # noqa: E402
-from serving import fresh_mariadb  # noqa: E402
-
-import models  # noqa: E402
+import database
+from bench.serving import fresh_mariadb
+from ops import import_legacy
+from simulator.gen_scenario import sentence
 
 BENCH_DATABASE = 'minitwit_bench_import'
 
@@ -58,7 +54,7 @@ def generate_legacy(path, users, follows, messages, seed=1):
 def timed_import(legacy, url, batch_size):
     """Import `legacy` into `url` twice: [(rows, seconds, CPU seconds of
     this process)] for each run."""
-    models.configure(url)
+    database.configure(url)
     runs = []
     for _ in range(2):
         started, cpu = time.perf_counter(), time.process_time()
@@ -67,7 +63,7 @@ def timed_import(legacy, url, batch_size):
         runs.append((sum(t.added + t.present for t in tallies),
                      time.perf_counter() - started,
                      time.process_time() - cpu))
-    models.db.obj.close_all()
+    database.db.obj.close_all()
     return runs
 
 

@@ -1,17 +1,16 @@
-#!/usr/bin/env python3
 """Replay a scenario against the simulator API and against the floor.
 
-    python scripts/bench.py --scenario ../shared/data/minitwit_scenario.csv \
+    python -m bench.bench --scenario ../shared/data/minitwit_scenario.csv \
         [--mariadb mysql://root@127.0.0.1:3306] [--backends sqlite,mariadb]
 
 For each backend it starts, on the same waitress with the same flags, the
-no-op app (scripts/floor_app.py: what the HTTP stack alone costs) and
+no-op app (bench/floor_app.py: what the HTTP stack alone costs) and
 `sim_api:app` on a fresh database, replays the whole scenario through each,
 sequentially, as the course's simulator does, 500 actions to one and then
 the same 500 to the other (so that a busy moment of the machine falls on
 both alike), and verifies the app's final state. It prints requests/s, the
 app's share of the floor's, latency percentiles and errors. Nothing here is
-asserted: the figures go in README.
+asserted: the figures go in docs/benchmarks.md.
 """
 import argparse
 import contextlib
@@ -20,9 +19,10 @@ import sys
 import tempfile
 
 import pymysql
-import simulate
-from progress import Progress
-from serving import Server, fresh_mariadb
+
+from bench.serving import Server, fresh_mariadb
+from ops.progress import Progress
+from simulator import simulate
 
 MARIADB_DATABASE = 'minitwit_bench'
 BLOCK = 500  # actions sent to one server before the other takes its turn
@@ -34,7 +34,7 @@ def run(database_url, actions, label):
     the two summaries, the app's with its verified final state."""
     print('%s: replaying %d actions against the floor and the app...'
           % (label, len(actions)), file=sys.stderr)
-    with Server('scripts.floor_app:app') as floor_server, \
+    with Server('bench.floor_app:app') as floor_server, \
             Server('sim_api:app', database_url) as app_server:
         floor = simulate.Replay(simulate.Client(floor_server.url))
         app = simulate.Replay(simulate.Client(app_server.url))

@@ -1,4 +1,4 @@
-"""A one-line progress bar on stderr, for the scripts' long runs.
+"""A one-line progress bar on stderr, for the command-line tools' long runs.
 
 It draws only when stderr is a terminal (unless told otherwise) and only
 when the percentage moves, so a loop may call it for every row.

@@ -1,20 +1,15 @@
-#!/usr/bin/env python3
 """What MiniTwit's database (DATABASE_URL) holds: counts, the simulator's
 `latest`, and the newest messages with their ids (for flag_tool.py).
 
-    python scripts/inspect_db.py [--messages N]
+    python -m ops.inspect_db [--messages N]
 
 The operator's `minitwitctl inspect` runs it with the server's settings.
 """
 import argparse
-import os
-import sys
 from datetime import datetime, timezone
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import models  # noqa: E402
-from models import Follower, Latest, Message, User  # noqa: E402
+import database
+from models import Follower, Latest, Message, User
 
 
 def counts():
@@ -40,8 +35,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.messages < 0:
         parser.error('--messages cannot be negative')
-    models.configure()
-    with models.connection():
+    database.configure()
+    with database.connection():
         for what, number in counts():
             print('%-24s %d' % (what, number))
         messages = list(newest_messages(args.messages))

@@ -1,0 +1,12 @@
+"""Benchmarks and load tests: where MiniTwit's figures come from
+(docs/benchmarks.md gives every figure with its command).
+
+- bench: the course's scenario replayed against the API and the floor
+- loadtest: 32 concurrent clients on both apps, beside the floor
+- bench_ui, bench_import, bench_passwords: the web UI's timelines at a
+  million messages, the legacy import, password hashing
+- floor_app: a WSGI app that does nothing, the HTTP stack's own cost
+- serving: start the apps under waitress on free ports (the tests use it too)
+
+Run as `python -m bench.NAME`, or through the make targets.
+"""

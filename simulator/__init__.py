@@ -1,0 +1,10 @@
+"""The course simulator's side: replaying scenarios against the simulator
+API exactly as the ITU DevOps simulator sends them, and making new ones.
+
+- simulate: replay a scenario file, count errors as the simulator does,
+  and verify the final state (`make simulate`)
+- gen_scenario: write a scenario in the course's format from a seed
+
+Run as `python -m simulator.NAME`. They speak HTTP only and import no part
+of MiniTwit.
+"""
