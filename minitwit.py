@@ -79,7 +79,7 @@ def secret_key():
 
 SECRET_KEY = secret_key()
 app = Bottle()
-database.configure()
+database.configure(announce=True)
 
 
 # --- signed values: the session, flashes and CSRF tokens -----------------------

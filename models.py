@@ -105,11 +105,34 @@ class User(BaseModel):
         """Record a message by this user, dated now; returns its id."""
         return _post(self.user_id, text, int(time.time()), False).lastrowid
 
+    # --- the simulator's writes ----------------------------------------------
+    # Statements, for sim_api to run in one transaction with the request's
+    # `latest` (database.transaction). Each names its users and finds them
+    # itself: no request looks a user up before it writes, and whether a
+    # name is taken is the unique index's to say.
+
     @staticmethod
-    def post_as(username, text):
-        """Record a message by the user called `username`, dated now, without
-        looking the user up first; False when there is no such user."""
-        return _post_as(text, int(time.time()), False, username).rowcount == 1
+    def register_statement(username, email, pw_hash):
+        """Create a user; IntegrityError when the name is taken."""
+        return _register.statement(username, email, pw_hash)
+
+    @staticmethod
+    def post_as_statement(username, text):
+        """Record a message by the user called `username`, dated now;
+        it changes no row when there is no such user."""
+        return _post_as.statement(text, int(time.time()), False, username)
+
+    @staticmethod
+    def follow_statement(who, whom):
+        """`who` follows `whom` (names); no row changes when the pair is
+        followed already or either user does not exist."""
+        return _follow_by_names.statement(who, whom)
+
+    @staticmethod
+    def unfollow_statement(who, whom):
+        """`who` no longer follows `whom` (names); no row changes when the
+        pair was not followed or either user does not exist."""
+        return _unfollow_by_names.statement(who, whom)
 
     # --- the web UI's pages --------------------------------------------------
 
@@ -258,8 +281,13 @@ class Latest(BaseModel):
 
     @classmethod
     def set_value(cls, value):
-        """Store `value`; call it inside the action's own transaction."""
+        """Store `value` now, on its own."""
         _set_latest(value, 1)
+
+    @staticmethod
+    def set_statement(value):
+        """Store `value`: a statement for the action's own transaction."""
+        return _set_latest.statement(value, 1)
 
 
 MODELS = (User, Message, Follower, Latest)
@@ -278,9 +306,13 @@ _post_as = Prepared(lambda text, pub_date, flagged, username: Message.insert_fro
     [Message.author, Message.text, Message.pub_date, Message.flagged]))
 
 
-def _insert_follow(who, whom):
-    """One follower row; nothing more when the pair is there already."""
-    query = Follower.insert(who=who, whom=whom)
+_register = Prepared(lambda username, email, pw_hash: User.insert(
+    username=username, email=email, pw_hash=pw_hash))
+
+
+def _once(query):
+    """An INSERT of a follower row that leaves a pair followed already as it
+    is."""
     if is_mysql():
         # INSERT IGNORE share-locks a duplicate and then wants it exclusively:
         # clients following one pair at once deadlock on InnoDB. Updating
@@ -289,9 +321,24 @@ def _insert_follow(who, whom):
     return query.on_conflict_ignore()
 
 
-_follow = Prepared(_insert_follow)
+def _user_id(username):
+    return User.select(User.user_id).where(User.username == username)
+
+
+def _follow_names(who, whom):
+    followed = User.alias('followed')
+    pair = (User.select(User.user_id, followed.user_id)
+            .join(followed, JOIN.CROSS)
+            .where((User.username == who) & (followed.username == whom)))
+    return _once(Follower.insert_from(pair, [Follower.who, Follower.whom]))
+
+
+_follow = Prepared(lambda who, whom: _once(Follower.insert(who=who, whom=whom)))
+_follow_by_names = Prepared(_follow_names)
 _unfollow = Prepared(lambda who, whom: Follower.delete().where(
     (Follower.who == who) & (Follower.whom == whom)))
+_unfollow_by_names = Prepared(lambda who, whom: Follower.delete().where(
+    (Follower.who == _user_id(who)) & (Follower.whom == _user_id(whom))))
 _set_latest = Prepared(lambda value, row_id: Latest.update(
     value=value).where(Latest.id == row_id))
 

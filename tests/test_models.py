@@ -3,7 +3,7 @@ settings, the checkpointer, and compiled statements."""
 import os
 
 import pytest
-from playhouse.pool import PooledMySQLDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledSqliteDatabase
 
 import database
 import models
@@ -33,7 +33,7 @@ def test_sqlite_settings(tmp_path):
 def test_mysql_urls_become_pools_with_utf8mb4():
     target = database.make_database(
         'mysql://mt:p%40ss@db.example:3307/minitwit?max_connections=4')
-    assert isinstance(target, PooledMySQLDatabase)
+    assert isinstance(target, database.mysql.MySQLPool)
     assert target.database == 'minitwit'
     params = target.connect_params
     assert (params['host'], params['port'], params['user'],

@@ -15,6 +15,7 @@ from sim_client import (
 )
 
 import database
+import sim_api
 from models import Follower, Message, User
 from simulator.simulate import Client
 
@@ -173,6 +174,21 @@ def test_no_limits_the_number_of_messages(api):
             api.get(path('msgs', 'alice', no=3), headers=AUTH).json] == [
         '119', '118', '117']
     assert len(api.get('/msgs?no=500', headers=AUTH).json) == 120
+
+
+def test_a_no_above_the_cap_lists_the_newest_up_to_it(api, monkeypatch):
+    monkeypatch.setattr(sim_api, 'MAX_NO', 4)
+    for name in ('alice', 'bob', 'carol', 'dave', 'erin'):
+        register(api, name)
+        tweet(api, name, 'hi from ' + name)
+        follow(api, 'alice', name)
+    for no in ('5', '100000', '9' * 18):
+        answer = api.get('/msgs?no=' + no, headers=AUTH)
+        assert answer.status_int == 200
+        assert [m['user'] for m in answer.json] == ['erin', 'dave', 'carol', 'bob']
+        assert api.get(path('fllws', 'alice', no=no), headers=AUTH).json == {
+            'follows': ['alice', 'bob', 'carol', 'dave']}
+    assert len(api.get(path('msgs', 'alice', no=100000), headers=AUTH).json) == 1
 
 
 def test_flagged_messages_are_left_out(api):

@@ -96,7 +96,7 @@ def test_follow_with_wrong_fields(alice_and_bob, body):
 
 
 @pytest.mark.parametrize('value', ['abc', '1.5', '-1', '', ' 1', '1 ', '+3',
-                                   '1_000', '١٢', '0x10', '9' * 40, '10001'])
+                                   '1_000', '١٢', '0x10', '9' * 40])
 @pytest.mark.parametrize('url', ['/msgs', '/msgs/alice', '/fllws/alice'])
 def test_a_bad_no_is_refused(alice_and_bob, url, value):
     assert_refused(alice_and_bob.get(url, {'no': value}, headers=AUTH,

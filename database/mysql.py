@@ -1,0 +1,376 @@
+"""MySQL and MariaDB: the driver, a pool that hands out a connection without
+a round trip, and a transaction sent in one round trip.
+
+Where a simulator request's time went on MariaDB (docs/benchmarks.md has
+the profile): a ping at every checkout, BEGIN, the write, the `latest`
+update and COMMIT were five round trips, each costing more in the driver
+than the statement cost in the server. Now:
+
+- a pooled connection is checked locally when it is handed out: a socket
+  with something to read while it sat in the pool was closed by the server
+  (a restart, a KILL, wait_timeout) and is replaced. Only a connection idle
+  for PING_AFTER seconds is pinged, for what gives no sign (a dropped NAT
+  entry, a dead link);
+- a transaction of several statements goes as one multi-statement packet,
+  BEGIN and COMMIT included: one round trip (`run_transaction`);
+- a statement that fails because the connection was dead before anything
+  was sent (2006) is sent again on a new connection; a read is also sent
+  again when the connection died while it waited (2013); a transaction the
+  server rolled back whole (1213: an InnoDB deadlock, a Galera
+  certification failure) is run again, a bounded number of times. Nothing
+  else is repeated: what may have been committed is never sent twice.
+
+Multi-statement packets take every value as a bound parameter, like every
+other statement here: no text from a request is ever part of the SQL.
+"""
+import importlib
+import random
+import select
+import time
+from collections import namedtuple
+
+from peewee import (
+    DatabaseError,
+    InterfaceError,
+    MySQLDatabase,
+    OperationalError,
+    __exception_wrapper__,
+)
+from playhouse.pool import _PooledMySQLDatabase
+
+# What a mysql:// URL may set in its query string.
+OPTIONS = {'max_connections', 'stale_timeout', 'timeout', 'connect_timeout',
+           'read_timeout', 'write_timeout', 'driver'}
+
+# Error numbers of the MySQL client protocol and server.
+NOTHING_SENT = 2006        # CR_SERVER_GONE_ERROR: the connection was dead
+LOST_WAITING = 2013        # CR_SERVER_LOST: died while waiting for the answer
+CONNECTION_ERRORS = {0, NOTHING_SENT, LOST_WAITING, 2055, 2002, 2003, 2026}
+ROLLED_BACK = 1213         # ER_LOCK_DEADLOCK: the whole transaction undone
+
+PING_AFTER = 5.0           # seconds idle in the pool before a checkout pings
+TRANSACTION_ATTEMPTS = 4   # a rolled-back transaction runs at most this often
+
+Result = namedtuple('Result', 'rowcount lastrowid')
+
+
+class Driver:
+    """A DB-API driver for MySQL, and what MiniTwit needs beyond DB-API."""
+
+    name = module = None
+    # Whether several statements can go in one packet (multi-statements).
+    batches = False
+    needs = ''  # what it takes to install
+
+    def load(self):
+        return importlib.import_module(self.module)
+
+    def version(self):
+        return getattr(self.load(), '__version__', '?')
+
+    def connect(self, database, params):
+        raise NotImplementedError
+
+    def fileno(self, conn):
+        raise NotImplementedError
+
+    def ping(self, conn):
+        conn.ping()
+
+    def in_transaction(self, conn):
+        return False
+
+    def cursor(self, conn):
+        return conn.cursor()
+
+
+class PyMySQL(Driver):
+    name, module = 'pymysql', 'pymysql'
+    batches = True
+    needs = 'pure Python: always installed (requirements.txt)'
+
+    def connect(self, database, params):
+        pymysql = self.load()
+        from pymysql.constants import CLIENT
+        return pymysql.connect(database=database, autocommit=True,
+                               client_flag=CLIENT.MULTI_STATEMENTS, **params)
+
+    def fileno(self, conn):
+        return conn._sock.fileno()
+
+    def ping(self, conn):
+        conn.ping(reconnect=False)  # a bare ping() reconnects silently
+
+    def in_transaction(self, conn):
+        from pymysql.constants import SERVER_STATUS
+        return bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+
+
+class MySQLClient(Driver):
+    name, module = 'mysqlclient', 'MySQLdb'
+    batches = True
+    needs = 'C, on libmariadb: make install-mysql (libmariadb-dev, pkg-config, gcc)'
+
+    def version(self):
+        return '.'.join(map(str, self.load().version_info[:3]))
+
+    def connect(self, database, params):
+        MySQLdb = self.load()
+        from MySQLdb.constants import CLIENT
+        return MySQLdb.connect(database=database, autocommit=True,
+                               client_flag=CLIENT.MULTI_STATEMENTS, **params)
+
+    def fileno(self, conn):
+        return conn.fileno()
+
+
+class MariaDBConnector(Driver):
+    """MariaDB Connector/Python: C, but every statement with parameters is a
+    server-side prepared statement, and no multi-statements with them."""
+
+    name, module = 'mariadb', 'mariadb'
+    needs = 'C: pip install mariadb (libmariadb-dev)'
+
+    def connect(self, database, params):
+        params = {k: v for k, v in params.items() if k != 'charset'}
+        return self.load().connect(database=database, autocommit=True, **params)
+
+    def fileno(self, conn):
+        return conn._get_socket().fileno()
+
+    def cursor(self, conn):
+        return conn.cursor(buffered=True)
+
+    def in_transaction(self, conn):
+        return bool(conn.server_status & 1)
+
+
+class MySQLConnector(Driver):
+    """Oracle's mysql-connector-python (its C extension where the wheel has
+    one; on this platform's wheel it has not: pure Python)."""
+
+    name, module = 'mysql-connector', 'mysql.connector'
+    needs = 'pip install mysql-connector-python'
+
+    def connect(self, database, params):
+        params = dict(params)
+        params['connection_timeout'] = params.pop('connect_timeout', 10)
+        params.pop('read_timeout', None)
+        params.pop('write_timeout', None)
+        return self.load().connect(database=database, autocommit=True,
+                                   buffered=True, **params)
+
+    def fileno(self, conn):
+        return conn._socket.sock.fileno()
+
+    def in_transaction(self, conn):
+        return conn.in_transaction
+
+
+DRIVERS = {d.name: d for d in (PyMySQL(), MySQLClient(), MariaDBConnector(),
+                               MySQLConnector())}
+# What `driver=auto` (the default) takes: the first that is installed, in the
+# order `make bench-drivers` ranked them (docs/benchmarks.md).
+PREFERENCE = ('mysqlclient', 'pymysql')
+
+
+def choose(name='auto'):
+    """The Driver called `name`, or the best installed one for 'auto'."""
+    if name != 'auto':
+        if name not in DRIVERS:
+            raise ValueError('driver=%s: MiniTwit knows %s' % (
+                name, ', '.join(sorted(DRIVERS))))
+        return DRIVERS[name]
+    for candidate in PREFERENCE:
+        try:
+            DRIVERS[candidate].load()
+        except ImportError:
+            continue
+        return DRIVERS[candidate]
+    raise ImportError('no MySQL driver: pip install -r requirements.txt')
+
+
+def errno(error):
+    """The MySQL error number of a (peewee-wrapped) driver error, or None."""
+    for arg in error.args:
+        if isinstance(arg, int):
+            return arg
+        if isinstance(arg, Exception) and arg.args and \
+                isinstance(arg.args[0], int):
+            return arg.args[0]
+    return None
+
+
+def is_read(sql):
+    return sql.lstrip()[:6].upper() in ('SELECT', 'SHOW')
+
+
+def make(database, params):
+    """A MySQLPool for `database` with MiniTwit's settings and `params`."""
+    options = dict(
+        charset='utf8mb4',
+        # Fail fast when the server is down or hung rather than letting a
+        # request outlive the simulator's 300 ms.
+        connect_timeout=2, read_timeout=10, write_timeout=10,
+        # Pool: opening a connection costs tens of milliseconds; waiting for
+        # a free one longer than this would miss the deadline anyway.
+        max_connections=16, stale_timeout=600, timeout=0.15)
+    options.update(params)
+    return MySQLPool(database, **options)
+
+
+class DriverDatabase(MySQLDatabase):
+    """peewee's MySQLDatabase on the Driver of its `driver` attribute."""
+
+    def _connect(self):
+        return self.driver.connect(self.database, self.connect_params)
+
+    def _set_server_version(self, conn):
+        raw = getattr(conn, 'server_version', None) or conn.get_server_info()
+        if isinstance(raw, int):  # MariaDB Connector/Python's 101119
+            raw = (raw // 10000, raw // 100 % 100, raw % 100)
+        self.server_version = self._extract_server_version(raw)
+        self._set_csq_grouped('maria' in str(raw).lower() or
+                              self.server_version >= (10,))
+
+    def cursor(self, named_cursor=None):
+        if self.is_closed():
+            self.connect()
+        return self.driver.cursor(self._state.conn)
+
+
+class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
+    """peewee's MySQL pool, with the checkout, the retries and the one-packet
+    transactions described above."""
+
+    def __init__(self, database, driver='auto', **kwargs):
+        self.driver = choose(driver)
+        self._idle_since = {}  # id(conn) -> when it went back to the pool
+        super().__init__(database, **kwargs)
+
+    def describe(self):
+        params = self.connect_params
+        return 'MariaDB/MySQL %s@%s:%s/%s through %s %s' % (
+            params.get('user'), params.get('host'), params.get('port'),
+            self.database, self.driver.name, self.driver.version())
+
+    # --- the pool ----------------------------------------------------------
+
+    def _is_closed(self, conn):
+        """At checkout: whether `conn` is unusable, without a round trip
+        unless it sat idle for PING_AFTER seconds."""
+        try:
+            poller = select.poll()
+            poller.register(self.driver.fileno(conn), select.POLLIN)
+            if poller.poll(0):
+                return True  # EOF from the server, or bytes nobody asked for
+        except Exception:
+            return True
+        idle = time.monotonic() - self._idle_since.get(id(conn), 0)
+        if idle > PING_AFTER:
+            try:
+                self.driver.ping(conn)
+            except Exception:
+                return True
+        return False
+
+    def _can_reuse(self, conn):
+        """At check-in: roll back what a failure left open; the server says
+        whether anything is (no round trip otherwise)."""
+        if self.driver.in_transaction(conn):
+            try:
+                conn.rollback()
+            except Exception:
+                return False
+        self._idle_since[id(conn)] = time.monotonic()
+        return True
+
+    def _close_raw(self, conn):
+        self._idle_since.pop(id(conn), None)
+        super()._close_raw(conn)
+
+    def replace_connection(self):
+        """Drop this thread's connection (never back to the pool) and open a
+        new one."""
+        self.manual_close()
+        self.connect()
+
+    # --- statements --------------------------------------------------------
+
+    def execute_sql(self, sql, params=None):
+        """Run one statement; again on a new connection when that is safe:
+        nothing was sent, or it is a read outside a transaction."""
+        try:
+            return super().execute_sql(sql, params)
+        except (OperationalError, InterfaceError) as error:
+            code = errno(error)
+            if self.in_transaction() or not (
+                    code == NOTHING_SENT or
+                    (code in CONNECTION_ERRORS and is_read(sql))):
+                raise
+            self.replace_connection()
+            return super().execute_sql(sql, params)
+
+    def run_transaction(self, statements):
+        """Run (sql, params) statements as one transaction: a Result
+        (rowcount, lastrowid) for each. Sent again on a new connection if
+        the old one was dead before anything was sent, and again (a few
+        times) when the server rolled it back whole."""
+        attempt, replaced = 1, False
+        while True:
+            try:
+                return self._transaction_once(statements)
+            except (OperationalError, InterfaceError) as error:
+                code = errno(error)
+                if code == NOTHING_SENT and not replaced:
+                    replaced = True
+                    self.replace_connection()
+                elif code == ROLLED_BACK and attempt < TRANSACTION_ATTEMPTS:
+                    attempt += 1
+                    time.sleep(random.uniform(0, 0.002 * attempt))
+                else:
+                    raise
+
+    def _transaction_once(self, statements):
+        single = len(statements) == 1  # atomic on its own: no BEGIN/COMMIT
+        cursor = self.cursor()
+        try:
+            with __exception_wrapper__:
+                if self.driver.batches:
+                    return self._send_in_one_packet(cursor, statements, single)
+                if not single:
+                    cursor.execute('BEGIN')
+                results = []
+                for sql, params in statements:
+                    cursor.execute(sql, tuple(params))
+                    results.append(Result(cursor.rowcount, cursor.lastrowid))
+                if not single:
+                    cursor.execute('COMMIT')
+                return results
+        except DatabaseError as error:
+            self._after_failure(error, single)
+            raise
+
+    @staticmethod
+    def _send_in_one_packet(cursor, statements, single):
+        sql = ';\n'.join(s for s, _ in statements)
+        if not single:
+            sql = 'BEGIN;\n%s;\nCOMMIT' % sql
+        params = [p for _, ps in statements for p in ps]
+        cursor.execute(sql, params or None)
+        results = [Result(cursor.rowcount, cursor.lastrowid)]
+        while cursor.nextset():
+            results.append(Result(cursor.rowcount, cursor.lastrowid))
+        return results if single else results[1:-1]
+
+    def _after_failure(self, error, single):
+        """Leave no transaction open after a statement of one failed: roll
+        it back, or drop a connection that cannot say (the next statement
+        of this request, if any, opens a new one)."""
+        if errno(error) in CONNECTION_ERRORS:
+            self.manual_close()
+        elif not single:
+            try:
+                self.cursor().execute('ROLLBACK')
+            except Exception:
+                self.manual_close()
