@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 import pymysql
-from serving import free_port  # scripts/serving.py
+
+from bench.serving import free_port
 
 PROVIDER = '/usr/lib/galera/libgalera_smm.so'
 WAIT = 60  # seconds: the most a start, a join or a stop may take

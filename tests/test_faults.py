@@ -42,8 +42,12 @@ class MariaDB:
         self.port = free_port()
         self.process = None
         self.databases = 0
+        # Its own tmpdir: a starting server deletes every #sql* file in its
+        # tmpdir, the temporary tables of other servers sharing /tmp too.
+        (root / 'tmp').mkdir()
         # A small redo log and buffer pool: bootstrapping takes ~3 s, not ~7.
         self.options = ['--no-defaults', '--datadir=%s' % self.datadir,
+                        '--tmpdir=%s' % (root / 'tmp'),
                         '--user=%s' % getpass.getuser(),
                         '--innodb-log-file-size=4M',
                         '--innodb-buffer-pool-size=32M']
