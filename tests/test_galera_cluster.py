@@ -9,8 +9,8 @@ import threading
 
 import pymysql
 import pytest
-from galera import GaleraCluster
 
+from bench.galera import GaleraCluster
 from bench.serving import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
