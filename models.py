@@ -5,9 +5,11 @@ the apps accept as input. How they reach the database (DATABASE_URL, the
 pools, the schema) is database.py. The tables themselves are created from
 schema.sql, which tests/test_schema.py keeps in step with the models below.
 """
+import random
 import time
 
 from peewee import (
+    EXCLUDED,
     JOIN,
     AutoField,
     BigIntegerField,
@@ -264,10 +266,15 @@ class Follower(BaseModel):
 
 
 class Latest(BaseModel):
-    """The id of the last simulator action processed: one row, id 1.
+    """The id of the last simulator action processed.
 
     It lives in the database, not in a process, so that it survives restarts
-    and every process and host agrees on it.
+    and every process and host agrees on it. Each process writes a row of
+    its own (one of LATEST_SHARDS, picked at random when it starts), and the
+    latest is the highest: were it one row, every write on one Galera node
+    would collide with every write on another (a certification failure).
+    The simulator's ids only grow, so the highest is the last processed.
+    Row 1 holds -1 from the start: a fresh database answers -1.
     """
     id = IntegerField(primary_key=True)
     value = BigIntegerField()
@@ -277,18 +284,23 @@ class Latest(BaseModel):
 
     @classmethod
     def get_value(cls):
-        row = cls.select(cls.value).where(cls.id == 1).tuples().first()
-        return row[0] if row else -1
+        value = _latest().fetchone()[0]
+        return -1 if value is None else value
 
     @classmethod
     def set_value(cls, value):
         """Store `value` now, on its own."""
-        _set_latest(value, 1)
+        _set_latest(LATEST_SHARD, value)
 
     @staticmethod
     def set_statement(value):
         """Store `value`: a statement for the action's own transaction."""
-        return _set_latest.statement(value, 1)
+        return _set_latest.statement(LATEST_SHARD, value)
+
+    @classmethod
+    def reset(cls):
+        """Forget every process's latest: -1 again."""
+        cls.update(value=-1).execute()
 
 
 class RowCount(BaseModel):
@@ -359,8 +371,21 @@ _unfollow = Prepared(lambda who, whom: Follower.delete().where(
     (Follower.who == who) & (Follower.whom == whom)))
 _unfollow_by_names = Prepared(lambda who, whom: Follower.delete().where(
     (Follower.who == _user_id(who)) & (Follower.whom == _user_id(whom))))
-_set_latest = Prepared(lambda value, row_id: Latest.update(
-    value=value).where(Latest.id == row_id))
+LATEST_SHARDS = 64
+LATEST_SHARD = random.randrange(1, LATEST_SHARDS + 1)
+_latest = Prepared(lambda: Latest.select(fn.MAX(Latest.value)))
+
+
+def _store_latest(row_id, value):
+    """This process's row of `latest`, created the first time."""
+    query = Latest.insert(id=row_id, value=value)
+    if is_mysql():  # ON DUPLICATE KEY: MySQL takes no conflict target
+        return query.on_conflict(update={Latest.value: fn.VALUES(Latest.value)})
+    return query.on_conflict(conflict_target=[Latest.id],
+                             update={Latest.value: EXCLUDED.value})
+
+
+_set_latest = Prepared(_store_latest)
 
 
 # --- what the apps accept ----------------------------------------------------

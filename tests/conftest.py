@@ -113,7 +113,7 @@ def _shared_mariadb(request):
 def _empty_tables():
     for model in (models.Message, models.Follower, models.User):
         model.delete().execute()
-    models.Latest.set_value(-1)
+    models.Latest.reset()
 
 
 @pytest.fixture

@@ -135,9 +135,9 @@ class Locked:
 
 
 def latest_locked(url):
-    """Every write that stores `latest` waits."""
-    return Locked(url, 'BEGIN',
-                  'SELECT value FROM latest WHERE id = 1 FOR UPDATE')
+    """Every write that stores `latest` waits: all of the table's rows and
+    the gaps between them, where a process's first write would go."""
+    return Locked(url, 'BEGIN', 'SELECT value FROM latest FOR UPDATE')
 
 
 def in_background(fn, *args):
