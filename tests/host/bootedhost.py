@@ -175,7 +175,7 @@ def _in_root(root, script, log, timeout):
                      '--setenv=DEBIAN_FRONTEND=noninteractive', '/bin/sh', '-ec', script],
                     log, timeout, cgroups=_build_cgroups())
     finally:
-        _forget_nspawn_lock(root)
+        _forget_nspawn(root, Path(root).name)
 
 
 def _download_script():
@@ -251,7 +251,7 @@ def build_root(cache_dir=CACHE_DIR):
             return final
         _remove_cgroups(_build_cgroups())  # a killed build's leftovers
         for stale in home.glob('root.tmp-*'):
-            _forget_nspawn_lock(stale)
+            _forget_nspawn(stale, stale.name)
             remove_tree(stale)
         tmp = home / ('root.tmp-%d' % os.getpid())
         with open(home / 'build.log', 'w') as log:
@@ -453,13 +453,18 @@ def _kill_all(find, timeout=15):
         time.sleep(0.1)
 
 
-def _forget_nspawn_lock(root):
-    """Remove the lock file nspawn leaves in /run for an image folder it ran."""
-    try:
+def _forget_nspawn(root, machine):
+    """Remove what nspawn leaves in /run after running root as machine: a
+    lock file, and a propagate/ folder it may not remove as /run is no tmpfs
+    here ("Attempted to remove disk file system ... we can't allow that")."""
+    if root and os.path.exists(root):
         st = os.stat(root)
-    except FileNotFoundError:
-        return
-    Path('/run/systemd/nspawn/locks/inode-%d:%d' % (st.st_dev, st.st_ino)).unlink(missing_ok=True)
+        Path('/run/systemd/nspawn/locks/inode-%d:%d' % (st.st_dev, st.st_ino)).unlink(
+            missing_ok=True)
+    try:
+        os.rmdir('/run/systemd/nspawn/propagate/' + machine)
+    except OSError:
+        pass
 
 
 def _force_cleanup(state):
@@ -477,14 +482,9 @@ def _force_cleanup(state):
     _delete_link(state['veth'])
     _remove_cgroups(cgroups)
     root = state.get('root')
-    if root:
-        _forget_nspawn_lock(root)
-        if state.get('remove_root'):
-            remove_tree(root)
-    try:
-        os.rmdir('/run/systemd/nspawn/propagate/' + state['machine'])
-    except OSError:
-        pass
+    _forget_nspawn(root, state['machine'])
+    if root and state.get('remove_root'):
+        remove_tree(root)
 
 
 def _lock_index(index, wait):
