@@ -12,13 +12,23 @@
 # What it sets up: the user `minitwit` the apps run as; Python; MariaDB
 # (utf8mb4, on 127.0.0.1 only) with a database and user `minitwit` whose
 # generated password goes into $DEPLOY_ROOT/shared/minitwit.env; nginx in
-# front of both apps; the systemd units; logrotate; ufw letting in only SSH,
-# HTTP, HTTPS and the simulator API. deploy.sh then brings the releases.
+# front of both apps, terminating TLS (certbot's certificate for DOMAIN, or
+# a self-signed one); the systemd units; logrotate; ufw letting in only
+# SSH, HTTP, HTTPS and the simulator API (plain and HTTPS). deploy.sh then
+# brings the releases. Packages already installed are not asked for again:
+# a second run makes no apt call.
 #
 # Settings (environment):
 #   DEPLOY_ROOT        where releases go (/opt/minitwit)
-#   HTTP_LISTEN        nginx's listen for the web UI (80)
-#   API_LISTEN         nginx's listen for the simulator API (5001)
+#   HTTP_LISTEN        nginx's listen for the web UI's redirect to HTTPS (80)
+#   HTTPS_LISTEN       nginx's listen for the web UI (443)
+#   API_LISTEN         nginx's listen for the simulator API, plain HTTP (5001)
+#   API_HTTPS_LISTEN   nginx's listen for the simulator API over HTTPS (5443)
+#   DOMAIN             the server's DNS name: certbot gets its certificate
+#                      (HTTP-01 on port 80) and certbot.timer renews it;
+#                      without one, a self-signed certificate is made once
+#   CERTBOT_EMAIL      where Let's Encrypt writes about expiry (with DOMAIN)
+#   TLS_DIR            the certificate nginx uses (/etc/minitwit/tls)
 #   SIM_API_USERNAME   the simulator's credentials, written to the
 #   SIM_API_PASSWORD   environment file the first time (simulator, super_safe!)
 #   DEPLOY_PUBLIC_KEY  an SSH public key that may deploy (root's
@@ -43,13 +53,28 @@ fi
 ROOT=$PREFIX${DEPLOY_ROOT:-/opt/minitwit}
 LOGS=$PREFIX/var/log/minitwit
 HTTP_LISTEN=${HTTP_LISTEN:-80}
+HTTPS_LISTEN=${HTTPS_LISTEN:-443}
 API_LISTEN=${API_LISTEN:-5001}
+API_HTTPS_LISTEN=${API_HTTPS_LISTEN:-5443}
+DOMAIN=${DOMAIN:-}
+CERTBOT_EMAIL=${CERTBOT_EMAIL:-}
+TLS=$PREFIX${TLS_DIR:-/etc/minitwit/tls}
+ACME=$PREFIX/var/www/minitwit-acme
 ENV_FILE=$ROOT/shared/minitwit.env
-PACKAGES=(python3 python3-venv nginx mariadb-server ufw curl logrotate iproute2)
+PACKAGES=(python3 python3-venv nginx mariadb-server ufw curl logrotate iproute2 openssl)
+if [[ -n $DOMAIN ]]; then
+  [[ $DOMAIN =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] ||
+    { echo "provision.sh: DOMAIN '$DOMAIN' is not a DNS name" >&2; exit 2; }
+  PACKAGES+=(certbot python3-certbot-nginx)
+fi
+for listen in "$HTTP_LISTEN" "$HTTPS_LISTEN" "$API_LISTEN" "$API_HTTPS_LISTEN"; do
+  [[ $listen =~ ^([0-9.]+:)?[0-9]+$ ]] ||
+    { echo "provision.sh: '$listen' is not a port or ADDRESS:PORT" >&2; exit 2; }
+done
 
 run() {
-  # Run a command that changes the system, or only show it (--root).
-  if [[ -n $PREFIX ]]; then echo "would run: $*"; else "$@"; fi
+  # Run a command that changes the system (saying so), or only show it (--root).
+  if [[ -n $PREFIX ]]; then echo "would run: $*"; else echo "running: $*"; "$@"; fi
 }
 
 put() {
@@ -76,9 +101,27 @@ env_value() {
   if [[ -f $ENV_FILE ]]; then sed -n "s/^$1=//p" "$ENV_FILE" | tail -n 1; fi
 }
 
+missing_packages() {
+  # Those of PACKAGES not installed (under DIR for a dry run: a fresh
+  # root has none).
+  local admin=$PREFIX/var/lib/dpkg package
+  for package in "${PACKAGES[@]}"; do
+    if [[ ! -f $admin/status ]] ||
+       [[ $(dpkg-query --admindir="$admin" -W -f='${db:Status-Status}' "$package" 2>/dev/null) != installed ]]; then
+      echo "$package"
+    fi
+  done
+}
+
 packages() {
-  run apt-get update -q
-  run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+  local missing
+  mapfile -t missing < <(missing_packages)
+  if ((${#missing[@]})); then
+    run apt-get update -q
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "installed already: ${PACKAGES[*]}"
+  fi
   if ! id minitwit >/dev/null 2>&1; then
     run useradd --system --home-dir "$ROOT" --no-create-home --shell /usr/sbin/nologin minitwit
   fi
@@ -140,10 +183,66 @@ GRANT ALL PRIVILEGES ON minitwit.* TO 'minitwit'@'localhost', 'minitwit'@'127.0.
 EOF
 }
 
+self_signed() {
+  # A self-signed certificate for this machine's name and addresses, made
+  # once: a re-run keeps it (and so whatever was told to trust it).
+  local cert=$TLS/selfsigned-cert.pem key=$TLS/selfsigned-key.pem name names address
+  if [[ -f $cert && -f $key ]]; then
+    echo "kept ${cert#"$PREFIX"}"
+    return
+  fi
+  name=$(hostname)
+  names="DNS:$name,DNS:localhost,IP:127.0.0.1"
+  for address in $(hostname -I 2>/dev/null); do
+    [[ $address == 127.0.0.1 ]] || names+=",IP:$address"
+  done
+  mkdir -p "$TLS" && chmod 755 "$TLS"
+  (umask 077 && openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 3650 \
+    -subj "/CN=$name" -addext "subjectAltName=$names" \
+    -keyout "$key.new" -out "$cert.new" 2>/dev/null)
+  chmod 644 "$cert.new"
+  mv -f "$key.new" "$key" && mv -f "$cert.new" "$cert"
+  echo "wrote ${cert#"$PREFIX"} (self-signed for $names)"
+}
+
+use_certificate() {
+  # Point cert.pem and key.pem, what nginx reads, at certificate $1 and
+  # key $2; CHANGED says if they moved.
+  CHANGED=
+  if [[ $(readlink "$TLS/cert.pem" 2>/dev/null) != "$1" || $(readlink "$TLS/key.pem" 2>/dev/null) != "$2" ]]; then
+    mkdir -p "$TLS"
+    ln -sfn "$1" "$TLS/cert.pem" && ln -sfn "$2" "$TLS/key.pem"
+    echo "linked ${TLS#"$PREFIX"}/cert.pem to ${1#"$PREFIX"}"
+    CHANGED=1
+  fi
+}
+
+tls() {
+  # nginx needs a certificate before it can start, certbot needs nginx to
+  # answer its challenge: the self-signed one serves until certbot's exists.
+  # (A dry run takes certbot's as made: it would be by the end.)
+  local live=$PREFIX/etc/letsencrypt/live/$DOMAIN
+  if [[ -n $DOMAIN && ( -f $live/fullchain.pem || -n $PREFIX ) ]]; then
+    use_certificate "$live/fullchain.pem" "$live/privkey.pem"
+  else
+    self_signed
+    use_certificate "$TLS/selfsigned-cert.pem" "$TLS/selfsigned-key.pem"
+  fi
+  mkdir -p "$ACME/.well-known/acme-challenge"
+}
+
+port_of() { echo "${1##*:}"; }
+
 nginx_site() {
-  local site=$PREFIX/etc/nginx/sites-available/minitwit
+  # shellcheck disable=SC2016  # nginx's $host, not the shell's
+  local site=$PREFIX/etc/nginx/sites-available/minitwit redirect='https://$host'
+  # The redirect names the HTTPS port unless it is the default one.
+  [[ $(port_of "$HTTPS_LISTEN") == 443 ]] || redirect+=":$(port_of "$HTTPS_LISTEN")"
   sed -e "s|/opt/minitwit|$ROOT|g" -e "s|/var/log/minitwit|$LOGS|g" \
-      -e "s|listen 80 |listen $HTTP_LISTEN |" -e "s|listen 5001 |listen $API_LISTEN |" \
+      -e "s|/etc/minitwit/tls|$TLS|g" -e "s|/var/www/minitwit-acme|$ACME|g" \
+      -e "s|listen 80 |listen $HTTP_LISTEN |" -e "s|listen 443 ssl |listen $HTTPS_LISTEN ssl |" \
+      -e "s|listen 5001 |listen $API_LISTEN |" -e "s|listen 5443 ssl |listen $API_HTTPS_LISTEN ssl |" \
+      -e "s|return 301 https://\$host\$request_uri|return 301 $redirect\$request_uri|" \
       "$REPO/deploy/nginx/minitwit.conf" | put "$site" 0644
   ln -sfn "$site" "$PREFIX/etc/nginx/sites-enabled/minitwit"
   # Debian's default site also wants port 80.
@@ -156,6 +255,35 @@ nginx_site() {
   run systemctl enable --now nginx
   run nginx -t -q
   run systemctl reload nginx
+}
+
+certificate() {
+  # With DOMAIN: certbot's certificate, obtained once through the ACME
+  # path on port 80 (the webroot nginx serves), renewed by Debian's
+  # certbot.timer, nginx reloaded after each renewal.
+  [[ -n $DOMAIN ]] || return 0
+  local live=/etc/letsencrypt/live/$DOMAIN email=(--register-unsafely-without-email)
+  [[ -z $CERTBOT_EMAIL ]] || email=(--email "$CERTBOT_EMAIL")
+  if [[ ! -f $PREFIX$live/fullchain.pem ]]; then
+    run certbot certonly --webroot --webroot-path "${ACME#"$PREFIX"}" --domain "$DOMAIN" \
+      "${email[@]}" --agree-tos --non-interactive --keep-until-expiring
+  fi
+  put "$PREFIX/etc/letsencrypt/renewal-hooks/deploy/minitwit-nginx" 0755 <<'EOF'
+#!/bin/sh
+# Written by MiniTwit's deploy/provision.sh: nginx picks up a certificate
+# that certbot.timer renewed.
+exec systemctl reload nginx
+EOF
+  run systemctl enable --now certbot.timer
+  if [[ -n $PREFIX || -f $live/fullchain.pem ]]; then
+    use_certificate "$PREFIX$live/fullchain.pem" "$PREFIX$live/privkey.pem"
+    if [[ -n $CHANGED ]]; then
+      run nginx -t -q
+      run systemctl reload nginx
+    fi
+  else
+    echo "provision.sh: certbot got no certificate for $DOMAIN: nginx keeps the self-signed one (run provision.sh again once $DOMAIN points here)" >&2
+  fi
 }
 
 units() {
@@ -176,7 +304,8 @@ firewall() {
   run ufw default deny incoming
   run ufw default allow outgoing
   local port
-  for port in 22 80 443 "${API_LISTEN##*:}"; do
+  for port in 22 "$(port_of "$HTTP_LISTEN")" "$(port_of "$HTTPS_LISTEN")" \
+              "$(port_of "$API_LISTEN")" "$(port_of "$API_HTTPS_LISTEN")"; do
     run ufw allow "$port/tcp"
   done
   run ufw --force enable
@@ -197,8 +326,10 @@ mkdir -p "$PREFIX/usr/local/bin" "$PREFIX/etc/nginx/sites-enabled"
 packages
 environment_file
 database
+tls
 nginx_site
 units
 firewall
+certificate
 deploy_key
 echo "provisioned: deploy with ./deploy.sh root@THIS-HOST"

@@ -71,7 +71,7 @@ BASE_PACKAGES = ('systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'python3',
 PROVISION_PACKAGES = ('python3', 'python3-venv', 'nginx', 'mariadb-server', 'ufw', 'curl',
                       'logrotate', 'iproute2', 'openssl', 'python3-dev', 'gcc',
                       'libmariadb-dev', 'pkg-config', 'galera-4', 'rsync', 'certbot',
-                      'python3-certbot-nginx')
+                      'python3-certbot-nginx', 'mariadb-backup', 'socat')
 # The booted hosts have no route out: nothing to resolve names with.
 OFFLINE_RESOLV_CONF = '# A test host: no network beyond its own veth, so no resolver.\n'
 BUILD_TIMEOUT = 1500
