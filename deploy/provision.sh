@@ -309,6 +309,8 @@ firewall() {
     run ufw allow "$port/tcp"
   done
   run ufw --force enable
+  # ufw's own service applies the rules at boot: active from now on too.
+  run systemctl enable --now ufw
 }
 
 deploy_key() {

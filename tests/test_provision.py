@@ -112,6 +112,7 @@ def test_system_commands_firewall_and_mariadb(scratch):
         'would run: ufw allow 22/tcp', 'would run: ufw allow 80/tcp',
         'would run: ufw allow 443/tcp', 'would run: ufw allow 5001/tcp',
         'would run: ufw allow 5443/tcp', 'would run: ufw --force enable']
+    assert 'would run: systemctl enable --now ufw' in lines
     cnf = (scratch / 'etc/mysql/mariadb.conf.d/60-minitwit.cnf').read_text()
     assert 'bind-address = 127.0.0.1' in cnf
     assert 'character-set-server = utf8mb4' in cnf
