@@ -33,6 +33,25 @@
 #   SIM_API_PASSWORD   environment file the first time (simulator, super_safe!)
 #   DEPLOY_PUBLIC_KEY  an SSH public key that may deploy (root's
 #                      authorized_keys), e.g. CircleCI's
+#
+# Roles, for MiniTwit on several machines (docs/deploying.md, "A Galera
+# cluster"):
+#   ROLE               all (the default: apps and MariaDB on one server),
+#                      app (the apps, nginx; no database) or db (a node of
+#                      a MariaDB Galera cluster; no apps)
+#   CLUSTER_ADDRESSES  the database nodes' addresses (app, db), space- or
+#                      comma-separated: the app's DATABASE_URL names them
+#                      all; a db node's wsrep_cluster_address
+#   APP_ADDRESSES      the app servers' addresses (db): they may reach 3306
+#   DB_PASSWORD        MariaDB's password of the user minitwit (app, db):
+#                      the same on every machine of the cluster
+#   NODE_ADDRESS       this db node's address among CLUSTER_ADDRESSES
+#                      (default: the one this machine has)
+#   SST_PASSWORD       the password of the state transfers' MariaDB user
+#                      (db): the same on every node; generated when not
+#                      given, and kept in a file readable by root and mysql
+#   GALERA_BOOTSTRAP   1 on the first node only: start a new cluster
+#                      (galera_new_cluster) if this node is in none
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -61,8 +80,38 @@ CERTBOT_EMAIL=${CERTBOT_EMAIL:-}
 TLS=$PREFIX${TLS_DIR:-/etc/minitwit/tls}
 ACME=$PREFIX/var/www/minitwit-acme
 ENV_FILE=$ROOT/shared/minitwit.env
-PACKAGES=(python3 python3-venv nginx mariadb-server ufw curl logrotate iproute2 openssl)
-if [[ -n $DOMAIN ]]; then
+ROLE=${ROLE:-all}
+GALERA_CNF=$PREFIX/etc/mysql/mariadb.conf.d/61-minitwit-galera.cnf
+SST_CNF=$PREFIX/etc/mysql/mariadb.conf.d/62-minitwit-sst.cnf
+
+die() { echo "provision.sh: $*" >&2; exit 2; }
+
+addresses() {
+  # The words of $1 (spaces or commas), each checked as a host or address.
+  local word
+  for word in ${1//,/ }; do
+    [[ $word =~ ^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$ ]] || die "'$word' is not a host or address"
+    echo "$word"
+  done
+}
+
+addresses "${CLUSTER_ADDRESSES:-} ${APP_ADDRESSES:-}" >/dev/null  # dies here on a bad one
+mapfile -t CLUSTER < <(addresses "${CLUSTER_ADDRESSES:-}")
+mapfile -t APP_HOSTS < <(addresses "${APP_ADDRESSES:-}")
+case $ROLE in
+  all)
+    PACKAGES=(python3 python3-venv nginx mariadb-server ufw curl logrotate iproute2 openssl) ;;
+  app)
+    ((${#CLUSTER[@]})) || die "ROLE=app needs CLUSTER_ADDRESSES, the database nodes"
+    [[ -n ${DB_PASSWORD:-} ]] || die "ROLE=app needs DB_PASSWORD, MariaDB's password of the user minitwit"
+    PACKAGES=(python3 python3-venv nginx ufw curl logrotate iproute2 openssl) ;;
+  db)
+    ((${#CLUSTER[@]})) || die "ROLE=db needs CLUSTER_ADDRESSES, every node's address"
+    [[ -n ${DB_PASSWORD:-} ]] || die "ROLE=db needs DB_PASSWORD, MariaDB's password of the user minitwit"
+    PACKAGES=(python3 mariadb-server galera-4 mariadb-backup socat ufw iproute2) ;;
+  *) die "ROLE is all, app or db, not '$ROLE'" ;;
+esac
+if [[ -n $DOMAIN && $ROLE != db ]]; then
   [[ $DOMAIN =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] ||
     { echo "provision.sh: DOMAIN '$DOMAIN' is not a DNS name" >&2; exit 2; }
   PACKAGES+=(certbot python3-certbot-nginx)
@@ -122,10 +171,24 @@ packages() {
   else
     echo "installed already: ${PACKAGES[*]}"
   fi
+  [[ $ROLE != db ]] || return 0
   if ! id minitwit >/dev/null 2>&1; then
     run useradd --system --home-dir "$ROOT" --no-create-home --shell /usr/sbin/nologin minitwit
   fi
   mkdir -p "$ROOT/releases" "$ROOT/slots" "$ROOT/shared/wheels" "$LOGS"
+}
+
+database_url() {
+  # Where the apps' data is: MariaDB here (a generated password), or every
+  # node of the cluster (ROLE=app).
+  if [[ $ROLE == app ]]; then
+    local nodes password
+    nodes=$(IFS=,; echo "${CLUSTER[*]}")
+    password=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$DB_PASSWORD")
+    echo "mysql://minitwit:$password@$nodes:3306/minitwit"
+  else
+    echo "mysql://minitwit:$(secret)@127.0.0.1:3306/minitwit"
+  fi
 }
 
 environment_file() {
@@ -135,7 +198,7 @@ environment_file() {
   else
     put "$ENV_FILE" 0640 <<EOF
 # MiniTwit's settings on this server, written by deploy/provision.sh.
-DATABASE_URL=mysql://minitwit:$(secret)@127.0.0.1:3306/minitwit
+DATABASE_URL=$(database_url)
 MINITWIT_SECRET_KEY=$(secret)
 MINITWIT_ENV=production
 SIM_API_USERNAME=${SIM_API_USERNAME:-simulator}
@@ -313,6 +376,127 @@ firewall() {
   run systemctl enable --now ufw
 }
 
+node_address() {
+  # This node's address among CLUSTER: NODE_ADDRESS, or the one it has.
+  local address
+  if [[ -n ${NODE_ADDRESS:-} ]]; then
+    for address in "${CLUSTER[@]}"; do
+      [[ $address != "$NODE_ADDRESS" ]] || { echo "$NODE_ADDRESS"; return; }
+    done
+    die "NODE_ADDRESS $NODE_ADDRESS is not one of CLUSTER_ADDRESSES (${CLUSTER[*]})"
+  fi
+  for address in $(hostname -I 2>/dev/null); do
+    if printf '%s\n' "${CLUSTER[@]}" | grep -qxF "$address"; then echo "$address"; return; fi
+  done
+  die "none of CLUSTER_ADDRESSES (${CLUSTER[*]}) is this machine's: set NODE_ADDRESS"
+}
+
+in_cluster() {
+  # Whether MariaDB runs here as a ready Galera node.
+  [[ -z $PREFIX ]] || return 1
+  [[ $(mariadb --user=root -N -e "SHOW STATUS LIKE 'wsrep_ready'" 2>/dev/null) == *ON ]]
+}
+
+galera() {
+  # A node of the cluster: MariaDB with Galera (galera-4), full UTF-8, on
+  # this node's address; state transfers by mariabackup, whose MariaDB
+  # user's password is in a file only root and mysql read (MariaDB hands
+  # it to the transfer script in its environment, not on a command line).
+  local nodes sst_password changed=
+  NODE=$(node_address)
+  nodes=$(IFS=,; echo "${CLUSTER[*]}")
+  put "$PREFIX/etc/mysql/mariadb.conf.d/60-minitwit.cnf" 0644 <<EOF
+# MiniTwit: this Galera node's MariaDB, for the app servers (ufw lets in
+# only them and the other nodes), in full UTF-8.
+[mysqld]
+bind-address = $NODE
+character-set-server = utf8mb4
+collation-server = utf8mb4_unicode_ci
+EOF
+  changed+=$CHANGED
+  put "$GALERA_CNF" 0644 <<EOF
+# MiniTwit: this node of the Galera cluster (deploy/provision.sh ROLE=db).
+[galera]
+wsrep_on = ON
+wsrep_provider = /usr/lib/galera/libgalera_smm.so
+wsrep_cluster_name = minitwit
+wsrep_cluster_address = gcomm://$nodes
+wsrep_node_address = $NODE
+wsrep_node_name = $(hostname)
+wsrep_sst_method = mariabackup
+binlog_format = ROW
+default_storage_engine = InnoDB
+innodb_autoinc_lock_mode = 2
+EOF
+  changed+=$CHANGED
+  sst_password=${SST_PASSWORD:-}
+  if [[ -z $sst_password && -f $SST_CNF ]]; then
+    sst_password=$(sed -n 's/^wsrep_sst_auth = mariabackup://p' "$SST_CNF")
+  fi
+  if [[ -z $sst_password ]]; then
+    sst_password=$(secret)
+    echo "generated the state transfers' password: give the other nodes the same (SST_PASSWORD, from ${SST_CNF#"$PREFIX"})"
+  fi
+  put "$SST_CNF" 0640 <<EOF
+# MiniTwit: the MariaDB user of Galera's state transfers (mariabackup),
+# written by deploy/provision.sh. Secret: root and mysql only.
+[galera]
+wsrep_sst_auth = mariabackup:$sst_password
+EOF
+  changed+=$CHANGED
+  run chown root:mysql "$SST_CNF"
+  run systemctl enable mariadb
+  if in_cluster; then
+    if [[ -n $changed ]]; then run systemctl restart mariadb; fi
+  else
+    # Installing mariadb-server started it alone: stop it, then start a new
+    # cluster here (the first node) or join one (the state arrives from a
+    # node that has it).
+    run systemctl stop mariadb
+    if [[ ${GALERA_BOOTSTRAP:-} == 1 ]]; then
+      run galera_new_cluster
+    else
+      run systemctl start mariadb
+    fi
+  fi
+  if [[ -n $PREFIX ]]; then
+    echo "would run: mariadb (create database minitwit, user minitwit for ${APP_HOSTS[*]:-no app server}, user mariabackup, with the passwords)"
+    return
+  fi
+  # Users replicate: the same statements on every node change nothing more.
+  # The passwords go through stdin, never a command line.
+  {
+    echo "CREATE DATABASE IF NOT EXISTS minitwit CHARACTER SET utf8mb4;"
+    echo "CREATE USER IF NOT EXISTS 'mariabackup'@'localhost' IDENTIFIED BY '$sst_password';"
+    echo "ALTER USER 'mariabackup'@'localhost' IDENTIFIED BY '$sst_password';"
+    echo "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'mariabackup'@'localhost';"
+    local app
+    for app in "${APP_HOSTS[@]}"; do
+      echo "CREATE USER IF NOT EXISTS 'minitwit'@'$app' IDENTIFIED BY '$DB_PASSWORD';"
+      echo "ALTER USER 'minitwit'@'$app' IDENTIFIED BY '$DB_PASSWORD';"
+      echo "GRANT ALL PRIVILEGES ON minitwit.* TO 'minitwit'@'$app';"
+    done
+  } | mariadb --user=root
+}
+
+firewall_db() {
+  # SSH from anywhere; MariaDB (3306), state transfers (4444), group
+  # communication (4567) and incremental transfers (4568) from the other
+  # nodes only; 3306 from the app servers only.
+  run ufw default deny incoming
+  run ufw default allow outgoing
+  run ufw allow 22/tcp
+  local peer
+  for peer in "${CLUSTER[@]}"; do
+    [[ $peer == "$NODE" ]] || run ufw allow proto tcp from "$peer" to any port 3306,4444,4567,4568
+  done
+  for peer in "${APP_HOSTS[@]}"; do
+    run ufw allow proto tcp from "$peer" to any port 3306
+  done
+  run ufw --force enable
+  run systemctl enable --now ufw
+}
+
 deploy_key() {
   local keys=$PREFIX/root/.ssh/authorized_keys
   [[ -n ${DEPLOY_PUBLIC_KEY:-} ]] || return 0
@@ -326,12 +510,24 @@ deploy_key() {
 
 mkdir -p "$PREFIX/usr/local/bin" "$PREFIX/etc/nginx/sites-enabled"
 packages
-environment_file
-database
-tls
-nginx_site
-units
-firewall
-certificate
+case $ROLE in
+  all | app)
+    environment_file
+    [[ $ROLE == app ]] || database
+    tls
+    nginx_site
+    units
+    firewall
+    certificate
+    ;;
+  db)
+    galera
+    firewall_db
+    ;;
+esac
 deploy_key
-echo "provisioned: deploy with ./deploy.sh root@THIS-HOST"
+if [[ $ROLE == db ]]; then
+  echo "provisioned: database node ${NODE:-} of the cluster ${CLUSTER[*]}"
+else
+  echo "provisioned: deploy with ./deploy.sh root@THIS-HOST"
+fi

@@ -285,3 +285,103 @@ def test_installed_packages_are_not_asked_for_again(scratch):
     none_missing = provision(scratch)
     assert 'apt-get' not in none_missing.stdout
     assert 'installed already: ' + ' '.join(packages) in none_missing.stdout
+
+
+CLUSTER = {'CLUSTER_ADDRESSES': '10.0.0.1 10.0.0.2,10.0.0.3',
+           'APP_ADDRESSES': '10.0.1.1 10.0.1.2', 'DB_PASSWORD': 'db-pass-for-tests'}
+
+
+def would_run(result):
+    return [line.removeprefix('would run: ') for line in result.stdout.splitlines()
+            if line.startswith('would run: ')]
+
+
+def test_a_galera_node_bootstraps_or_joins_with_its_peers_only(scratch):
+    first = provision(scratch, ROLE='db', NODE_ADDRESS='10.0.0.1',
+                      GALERA_BOOTSTRAP='1', **CLUSTER)
+    assert first.returncode == 0, first.stderr
+    commands = would_run(first)
+    install = next(c for c in commands if 'apt-get install' in c).split()
+    assert {'mariadb-server', 'galera-4', 'mariadb-backup', 'socat', 'ufw'} <= set(install)
+    assert not {'nginx', 'python3-venv', 'certbot'} & set(install)
+    cnf = scratch / 'etc/mysql/mariadb.conf.d'
+    galera = (cnf / '61-minitwit-galera.cnf').read_text().splitlines()
+    for line in ('[galera]', 'wsrep_on = ON',
+                 'wsrep_provider = /usr/lib/galera/libgalera_smm.so',
+                 'wsrep_cluster_address = gcomm://10.0.0.1,10.0.0.2,10.0.0.3',
+                 'wsrep_node_address = 10.0.0.1', 'wsrep_sst_method = mariabackup',
+                 'binlog_format = ROW', 'innodb_autoinc_lock_mode = 2'):
+        assert line in galera
+    assert 'bind-address = 10.0.0.1' in (cnf / '60-minitwit.cnf').read_text()
+    # The state transfers' password: generated, in a file for root and
+    # mysql only, never printed or on a command line.
+    sst = cnf / '62-minitwit-sst.cnf'
+    assert sst.stat().st_mode & 0o777 == 0o640
+    password = re.search(r'^wsrep_sst_auth = mariabackup:(\S{32,})$', sst.read_text(),
+                         re.M).group(1)
+    assert 'chown root:mysql %s' % sst in commands
+    assert password not in first.stdout + first.stderr
+    assert CLUSTER['DB_PASSWORD'] not in first.stdout + first.stderr
+    # The first node starts the cluster; mariadb-server's own start is stopped first.
+    assert commands[commands.index('systemctl stop mariadb') + 1] == 'galera_new_cluster'
+    assert [c for c in commands if c.startswith('ufw')] == [
+        'ufw default deny incoming', 'ufw default allow outgoing', 'ufw allow 22/tcp',
+        'ufw allow proto tcp from 10.0.0.2 to any port 3306,4444,4567,4568',
+        'ufw allow proto tcp from 10.0.0.3 to any port 3306,4444,4567,4568',
+        'ufw allow proto tcp from 10.0.1.1 to any port 3306',
+        'ufw allow proto tcp from 10.0.1.2 to any port 3306', 'ufw --force enable']
+    assert 'user minitwit for 10.0.1.1 10.0.1.2' in first.stdout
+    # No apps on a database node.
+    assert not (scratch / 'opt/minitwit').exists()
+    assert not (scratch / 'etc/nginx/sites-available/minitwit').exists()
+    assert not any('useradd' in c for c in commands)
+    # A re-run keeps the password; nothing is written again.
+    second = provision(scratch, ROLE='db', NODE_ADDRESS='10.0.0.1', **CLUSTER)
+    assert second.returncode == 0 and 'wrote' not in second.stdout
+    assert password in sst.read_text()
+
+    # Another node joins (no bootstrap), with the password it was given.
+    other = scratch.with_name('node2')
+    joined = provision(other, ROLE='db', NODE_ADDRESS='10.0.0.2', SST_PASSWORD=password,
+                       **CLUSTER)
+    commands = would_run(joined)
+    assert 'galera_new_cluster' not in commands
+    assert commands[commands.index('systemctl stop mariadb') + 1] == 'systemctl start mariadb'
+    assert (other / 'etc/mysql/mariadb.conf.d/62-minitwit-sst.cnf').read_text() == \
+        sst.read_text()
+    assert 'wsrep_node_address = 10.0.0.2' in \
+        (other / 'etc/mysql/mariadb.conf.d/61-minitwit-galera.cnf').read_text()
+    assert 'ufw allow proto tcp from 10.0.0.1 to any port 3306,4444,4567,4568' in commands
+    assert not any('from 10.0.0.2 ' in c for c in commands)
+
+
+def test_an_app_server_names_every_database_node_and_installs_no_database(scratch):
+    result = provision(scratch, ROLE='app', CLUSTER_ADDRESSES='db1,db2 db3',
+                       DB_PASSWORD='p@ss/w:rd')
+    assert result.returncode == 0, result.stderr
+    env = settings(scratch / 'opt/minitwit/shared/minitwit.env')
+    assert env['DATABASE_URL'] == 'mysql://minitwit:p%40ss%2Fw%3Ard@db1,db2,db3:3306/minitwit'
+    commands = would_run(result)
+    install = next(c for c in commands if 'apt-get install' in c).split()
+    assert 'nginx' in install and 'mariadb-server' not in install
+    assert not (scratch / 'etc/mysql').exists()
+    assert not any('mariadb' in c for c in commands)
+    assert [c for c in commands if c.startswith('ufw allow')] == [
+        'ufw allow %d/tcp' % port for port in (22, 80, 443, 5001, 5443)]
+    assert (scratch / 'etc/nginx/sites-available/minitwit').exists()
+    assert 'p@ss/w:rd' not in result.stdout
+
+
+@pytest.mark.parametrize('env, message', [
+    ({'ROLE': 'web'}, "ROLE is all, app or db, not 'web'"),
+    ({'ROLE': 'app', 'DB_PASSWORD': 'x'}, 'ROLE=app needs CLUSTER_ADDRESSES'),
+    ({'ROLE': 'app', 'CLUSTER_ADDRESSES': 'db1'}, 'ROLE=app needs DB_PASSWORD'),
+    ({'ROLE': 'db', 'CLUSTER_ADDRESSES': 'db1'}, 'ROLE=db needs DB_PASSWORD'),
+    ({'ROLE': 'db', 'CLUSTER_ADDRESSES': '10.0.0.1', 'DB_PASSWORD': 'x',
+      'NODE_ADDRESS': '10.0.0.9'}, 'NODE_ADDRESS 10.0.0.9 is not one of CLUSTER_ADDRESSES'),
+    ({'ROLE': 'app', 'CLUSTER_ADDRESSES': 'db1 b;ad', 'DB_PASSWORD': 'x'},
+     "'b;ad' is not a host or address"),
+])
+def test_a_role_without_what_it_needs_is_refused(scratch, env, message):
+    result = provision(scratch, **env)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
