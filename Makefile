@@ -24,7 +24,7 @@ WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 # tools use database.py's default, the SQLite file minitwit.db.
 export DATABASE_URL TEST_MARIADB_URL
 
-.PHONY: help install serve test deps initdb simulate bench bench-passwords
+.PHONY: help install install-mysql serve test deps initdb simulate bench bench-drivers bench-passwords
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install-mysql: $(VENV)/.installed-mysql ## add mysqlclient, the C driver MariaDB is fastest on (needs libmariadb-dev, pkg-config: make deps)
+
+$(VENV)/.installed-mysql: $(VENV)/.installed requirements-mysql.txt
+	$(VENV)/bin/pip install --quiet -r requirements-mysql.txt
 	touch $@
 
 serve: install ## run the web UI on :5000 and the API on :5001 (SQLite unless DATABASE_URL)
@@ -60,8 +66,13 @@ initdb: install ## create the tables in DATABASE_URL (they are also created on f
 simulate: install ## replay SCENARIO against URL as the course's simulator does (--verify too)
 	$(PY) -m simulator.simulate $(SCENARIO) --url $(URL) --verify $(SIMULATE_ARGS)
 
-bench: install ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
+bench: install-mysql ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
 	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)
+
+bench-drivers: install-mysql ## replay SCENARIO on MariaDB through each MySQL driver peewee supports, side by side
+	$(VENV)/bin/pip install --quiet -r requirements-drivers.txt
+	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL) --backends mariadb \
+	  --drivers pymysql,mysqlclient,mariadb,mysql-connector
 
 bench-passwords: install ## what hashing and verifying a password costs (argon2id, the original's pbkdf2)
 	$(PY) -m bench.bench_passwords

@@ -35,7 +35,6 @@ import models
 import observability
 import passwords
 import shutdown
-from database import db
 from models import Message, User
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -316,6 +315,11 @@ def web_request(callback):
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
         try:
+            # A write, or the page right after one (its flash is on the way):
+            # it must see what this browser wrote, whichever database node
+            # the write went to.
+            database.causal(request.method == 'POST' or
+                            request.get_cookie('flash') is not None)
             with database.connection():
                 request.environ['minitwit.user'] = signed_in_user()
                 check_request()
@@ -364,12 +368,13 @@ def healthz():
     deploys and load balancers)."""
     response.content_type = 'application/json'
     try:
+        database.causal(False)
         with database.connection():
-            db.execute_sql('SELECT 1')
+            status = database.status()
     except database.UNAVAILABLE_ERRORS:
         response.status = 503
         return json.dumps({'status': 'unavailable'})
-    return json.dumps({'status': 'ok'})
+    return json.dumps({'status': 'ok', 'database': status})
 
 
 @app.get('/')

@@ -28,7 +28,6 @@ import models
 import observability
 import passwords
 import shutdown
-from database import db
 from models import Latest, Message, User
 
 app = Bottle()
@@ -108,6 +107,9 @@ def simulator_request(callback):
             latest = query_int('latest') if config.get('latest', True) \
                 else None
             request.environ['minitwit.latest'] = latest
+            # The simulator's next request may need what its last one
+            # wrote, through another app host and database node.
+            database.causal(config.get('causal', True))
             with database.connection():
                 try:
                     result = callback(*args, **kwargs)
@@ -285,11 +287,11 @@ def openapi():
                        root=os.path.dirname(os.path.abspath(__file__)))
 
 
-@app.get('/healthz', auth=False, latest=False)
+@app.get('/healthz', auth=False, latest=False, causal=False)
 def healthz():
-    """200 when this process can reach the database, else 503."""
-    db.execute_sql('SELECT 1')
-    return json_response({'status': 'ok'})
+    """200 when this process can reach the database, else 503; which
+    database node it uses (and on a Galera cluster, the cluster's size)."""
+    return json_response({'status': 'ok', 'database': database.status()})
 
 
 def json_error(error):

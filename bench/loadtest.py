@@ -231,13 +231,16 @@ def main(argv=None):
                         help='client processes the clients are spread over')
     parser.add_argument('--mariadb', metavar='URL',
                         help='use a fresh database on this MariaDB server')
+    parser.add_argument('--driver', default='auto',
+                        help='the MySQL driver (database/mysql.py), with --mariadb')
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder, \
             contextlib.ExitStack() as scratch:
         # A new database: a SQLite file, or DATABASE on the MariaDB server.
         database_url = scratch.enter_context(
-            fresh_mariadb(args.mariadb, DATABASE)) if args.mariadb else \
+            fresh_mariadb(args.mariadb, DATABASE)) + '?driver=' + args.driver \
+            if args.mariadb else \
             'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
         print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
               'requests per run' % (database_url.split(':')[0], args.clients,

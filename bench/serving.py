@@ -1,11 +1,14 @@
 """Start MiniTwit apps under waitress in child processes, for benchmarks,
 load tests and the test suite: 127.0.0.1 only, a free port (never 2024),
 up when /healthz answers 200, stopped with SIGTERM (then SIGKILL). And give
-benchmarks a fresh MariaDB database to run them on."""
+benchmarks a fresh MariaDB database to run them on, or a throwaway
+MariaDB server of their own."""
 import contextlib
+import getpass
 import os
 import random
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +17,10 @@ import time
 import urllib.request
 from urllib.parse import unquote, urlparse
 
+import pymysql
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MARIADB_WAIT = 30  # seconds a throwaway mariadbd has to start or stop
 
 
 def _waitress_flags():
@@ -147,7 +153,6 @@ class Server:
 
 def _mariadb_admin(server_url, *statements):
     """Run `statements` on the MariaDB at `server_url`."""
-    import pymysql  # only benchmarks on MariaDB need it
     parts = urlparse(server_url)
     conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
                            port=parts.port or 3306,
@@ -173,3 +178,69 @@ def fresh_mariadb(server_url, name):
         yield '%s/%s' % (server_url.rstrip('/'), name)
     finally:
         _mariadb_admin(server_url, 'DROP DATABASE IF EXISTS `%s`' % name)
+
+
+class ThrowawayMariaDB:
+    """A throwaway mariadbd under the folder `root` (a Path): its own
+    datadir, tmpdir, socket and port on 127.0.0.1, for tests that stop or
+    crash it and benchmarks that need its settings. `options` are more
+    mariadbd options."""
+
+    def __init__(self, root, options=()):
+        self.datadir = root / 'data'
+        self.socket = root / 'mariadb.sock'
+        self.log = root / 'mariadb.err'
+        self.port = free_port()
+        self.process = None
+        self.databases = 0
+        # Its own tmpdir: a starting server deletes every #sql* file in its
+        # tmpdir, the temporary tables of other servers sharing /tmp too.
+        (root / 'tmp').mkdir()
+        # A small redo log and buffer pool: bootstrapping takes ~3 s, not ~7.
+        self.options = ['--no-defaults', '--datadir=%s' % self.datadir,
+                        '--tmpdir=%s' % (root / 'tmp'),
+                        '--user=%s' % getpass.getuser(),
+                        '--innodb-log-file-size=4M',
+                        '--innodb-buffer-pool-size=32M', *options]
+        subprocess.run(['mariadb-install-db', *self.options,
+                        '--auth-root-authentication-method=normal',
+                        '--skip-test-db'], check=True, timeout=120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.start()
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ['mariadbd', *self.options, '--port=%d' % self.port,
+             '--bind-address=127.0.0.1', '--socket=%s' % self.socket,
+             '--skip-name-resolve', '--log-error=%s' % self.log])
+        deadline = time.monotonic() + MARIADB_WAIT
+        while True:
+            try:
+                self.connect().close()
+                return
+            except pymysql.err.OperationalError:
+                if not self.running() or time.monotonic() > deadline:
+                    raise RuntimeError('mariadbd did not start:\n' +
+                                       self.log.read_text()) from None
+                time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM):
+        """SIGTERM: a clean shutdown; SIGKILL: a crash."""
+        self.process.send_signal(sig)
+        self.process.wait(MARIADB_WAIT)
+
+    def connect(self, database=None):
+        return pymysql.connect(host='127.0.0.1', port=self.port, user='root',
+                               database=database, autocommit=True,
+                               connect_timeout=2, charset='utf8mb4')
+
+    def create_database(self):
+        """The DATABASE_URL of a new, empty database."""
+        self.databases += 1
+        name = 'throwaway_%d' % self.databases
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+        return 'mysql://root@127.0.0.1:%d/%s' % (self.port, name)

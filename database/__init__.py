@@ -27,7 +27,8 @@ from peewee import (
 )
 from playhouse.pool import MaxConnectionsExceeded
 
-from database import mysql, sqlite
+from database import galera, mysql, sqlite
+from database.galera import causal  # noqa: F401  (for the apps)
 
 DEFAULT_DATABASE_URL = 'sqlite:///minitwit.db'
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(
@@ -119,13 +120,22 @@ def make_database(url):
     if scheme == 'sqlite':
         return sqlite.make(unquote(parsed.path[1:]) or ':memory:', params)
     if scheme == 'mysql':
-        params.update(host=parsed.hostname or '127.0.0.1',
-                      port=parsed.port or 3306,
-                      user=unquote(parsed.username or 'root'),
-                      password=unquote(parsed.password or ''))
+        # Not parsed.hostname: the URL may name several nodes (galera.py).
+        credentials, _, hosts = parsed.netloc.rpartition('@')
+        user, _, password = credentials.partition(':')
+        params.update(user=unquote(user or 'root'), password=unquote(password),
+                      nodes=galera.parse_nodes(hosts or '127.0.0.1'))
         return mysql.make(unquote(parsed.path[1:]), params)
     raise ValueError('DATABASE_URL must start with sqlite:/// or mysql://, '
                      'not %r' % url.split(':', 1)[0])
+
+
+def status():
+    """What /healthz says of the database: the node in use, and on a Galera
+    cluster its size and the node's state."""
+    if is_mysql():
+        return db.obj.status()
+    return {'node': 'SQLite %s' % db.obj.database}
 
 
 def describe(database):
@@ -163,11 +173,22 @@ def configure(url=None, announce=False):
 
 
 def schema_statements(path=SCHEMA_FILE):
-    """The statements of schema.sql, without its comment lines."""
+    """The statements of schema.sql, without its comment lines. A statement
+    ends with a line ending in ';', but for a trigger, whose body holds
+    statements of its own: it ends at the line 'END;'."""
+    statements, lines = [], []
     with open(path, encoding='utf-8') as f:
-        text = '\n'.join(line for line in f
-                         if not line.lstrip().startswith('--'))
-    return [s.strip() for s in text.split(';') if s.strip()]
+        for line in f:
+            if line.lstrip().startswith('--') or not (line.strip() or lines):
+                continue
+            lines.append(line.rstrip())
+            trigger = lines[0].startswith('CREATE TRIGGER')
+            if (lines[-1] == 'END;') if trigger else lines[-1].endswith(';'):
+                statements.append('\n'.join(lines)[:-1].strip())
+                lines = []
+    if lines:
+        raise ValueError('%s ends inside a statement: %s' % (path, lines[0]))
+    return statements
 
 
 def create_schema():
@@ -179,9 +200,11 @@ def create_schema():
         with db.connection_context():
             for statement in schema_statements():
                 try:
-                    db.execute_sql(statement)
+                    # No parameters, so that '%' is SQL's, not a placeholder.
+                    with __exception_wrapper__:
+                        db.cursor().execute(statement)
                 except IntegrityError:
-                    pass  # another process seeded `latest` first
+                    pass  # another process seeded `latest` or the counts first
         _schema_ready = True
 
 

@@ -38,15 +38,18 @@ from peewee import (
 )
 from playhouse.pool import _PooledMySQLDatabase
 
+from database import galera
+
 # What a mysql:// URL may set in its query string.
 OPTIONS = {'max_connections', 'stale_timeout', 'timeout', 'connect_timeout',
-           'read_timeout', 'write_timeout', 'driver'}
+           'read_timeout', 'write_timeout', 'driver', 'prefer'}
 
 # Error numbers of the MySQL client protocol and server.
 NOTHING_SENT = 2006        # CR_SERVER_GONE_ERROR: the connection was dead
 LOST_WAITING = 2013        # CR_SERVER_LOST: died while waiting for the answer
 CONNECTION_ERRORS = {0, NOTHING_SENT, LOST_WAITING, 2055, 2002, 2003, 2026}
 ROLLED_BACK = 1213         # ER_LOCK_DEADLOCK: the whole transaction undone
+NOT_RUN = 1047             # a Galera node not ready refused the statement
 
 PING_AFTER = 5.0           # seconds idle in the pool before a checkout pings
 TRANSACTION_ATTEMPTS = 4   # a rolled-back transaction runs at most this often
@@ -223,7 +226,8 @@ class DriverDatabase(MySQLDatabase):
     """peewee's MySQLDatabase on the Driver of its `driver` attribute."""
 
     def _connect(self):
-        return self.driver.connect(self.database, self.connect_params)
+        return self.nodes.connect(lambda host, port: self.driver.connect(
+            self.database, dict(self.connect_params, host=host, port=port)))
 
     def _set_server_version(self, conn):
         raw = getattr(conn, 'server_version', None) or conn.get_server_info()
@@ -243,22 +247,48 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
     """peewee's MySQL pool, with the checkout, the retries and the one-packet
     transactions described above."""
 
-    def __init__(self, database, driver='auto', **kwargs):
+    def __init__(self, database, driver='auto', nodes=(('127.0.0.1', 3306),),
+                 prefer=1, **kwargs):
         self.driver = choose(driver)
+        self.nodes = galera.Nodes(list(nodes), prefer)
         self._idle_since = {}  # id(conn) -> when it went back to the pool
         super().__init__(database, **kwargs)
 
     def describe(self):
-        params = self.connect_params
-        return 'MariaDB/MySQL %s@%s:%s/%s through %s %s' % (
-            params.get('user'), params.get('host'), params.get('port'),
-            self.database, self.driver.name, self.driver.version())
+        nodes = ','.join('%s:%d' % node for node in self.nodes.order)
+        return 'MariaDB/MySQL %s@%s/%s%s through %s %s' % (
+            self.connect_params.get('user'), nodes, self.database,
+            ' (a cluster: this process prefers %s:%d)' % self.nodes.preferred
+            if self.nodes.clustered else '', self.driver.name,
+            self.driver.version())
+
+    def status(self):
+        """The node this thread's connection is on and, on a cluster, what
+        the node says of it: for /healthz and /metrics."""
+        conn = self.connection()
+        node = self.nodes.node_of(conn)
+        status = {'node': '%s:%d' % node}
+        if self.nodes.clustered:
+            with __exception_wrapper__:
+                wsrep = galera.node_status(conn)
+            status.update(cluster_size=int(wsrep.get('wsrep_cluster_size', 0)),
+                          state=wsrep.get('wsrep_local_state_comment', '?'))
+        return status
+
+    def _node_failed(self, code):
+        """After a connection or wsrep error: leave this node alone for a
+        while, when that is what the error says."""
+        if code in CONNECTION_ERRORS or code in galera.NODE_NOT_READY:
+            if not self.is_closed():
+                self.nodes.mark_down(self.nodes.node_of(self._state.conn))
 
     # --- the pool ----------------------------------------------------------
 
     def _is_closed(self, conn):
         """At checkout: whether `conn` is unusable, without a round trip
         unless it sat idle for PING_AFTER seconds."""
+        if self.nodes.retire(conn):
+            return True
         try:
             poller = select.poll()
             poller.register(self.driver.fileno(conn), select.POLLIN)
@@ -287,6 +317,7 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
 
     def _close_raw(self, conn):
         self._idle_since.pop(id(conn), None)
+        self.nodes.forget(conn)
         super()._close_raw(conn)
 
     def replace_connection(self):
@@ -298,14 +329,18 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
     # --- statements --------------------------------------------------------
 
     def execute_sql(self, sql, params=None):
-        """Run one statement; again on a new connection when that is safe:
-        nothing was sent, or it is a read outside a transaction."""
+        """Run one statement; again on a new connection (another node, if
+        this one failed) when that is safe: nothing was sent or run, or it
+        is a read outside a transaction."""
+        if self.nodes.clustered and galera.take_causal():
+            sql = galera.SYNC_WAIT + sql
         try:
             return super().execute_sql(sql, params)
         except (OperationalError, InterfaceError) as error:
             code = errno(error)
+            self._node_failed(code)
             if self.in_transaction() or not (
-                    code == NOTHING_SENT or
+                    code in (NOTHING_SENT, NOT_RUN) or
                     (code in CONNECTION_ERRORS and is_read(sql))):
                 raise
             self.replace_connection()
@@ -316,14 +351,19 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         (rowcount, lastrowid) for each. Sent again on a new connection if
         the old one was dead before anything was sent, and again (a few
         times) when the server rolled it back whole."""
-        attempt, replaced = 1, False
+        if self.nodes.clustered and galera.take_causal():
+            (sql, params), *rest = statements
+            statements = [(galera.SYNC_WAIT + sql, params), *rest]
+        attempt, replaced = 1, 0
         while True:
             try:
                 return self._transaction_once(statements)
             except (OperationalError, InterfaceError) as error:
                 code = errno(error)
-                if code == NOTHING_SENT and not replaced:
-                    replaced = True
+                self._node_failed(code)
+                if code in (NOTHING_SENT, NOT_RUN) and \
+                        replaced < len(self.nodes.order):
+                    replaced += 1
                     self.replace_connection()
                 elif code == ROLLED_BACK and attempt < TRANSACTION_ATTEMPTS:
                     attempt += 1

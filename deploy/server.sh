@@ -198,20 +198,31 @@ build() {
   # The release's virtualenv, from the server's wheelhouse: offline, with
   # the wheelhouse's own pip run from its wheel (a virtualenv without pip is
   # made in a fraction of the time). The first build on a server, and one
-  # with a new pin, fill the wheelhouse from the package index first.
+  # with a new pin, fill the wheelhouse from the package index first. Then
+  # the C MySQL driver (requirements-mysql.txt) the same way; where it
+  # cannot be built the apps run on PyMySQL, and say so when they start.
   local release=$1 wheels=$SHARED/wheels pip_wheel
   local install=(install --quiet --disable-pip-version-check --no-index
-                 --find-links "$wheels" -r "$release/requirements.txt")
+                 --find-links "$wheels")
   pip_wheel=$(find -L "$wheels" -name 'pip-*.whl' 2>/dev/null | sort -V | tail -n 1)
-  if [[ -n $pip_wheel ]]; then
-    "$PYTHON" -m venv --without-pip "$release/.venv" &&
-      "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" 2>/dev/null && return
+  if [[ -n $pip_wheel ]] &&
+     "$PYTHON" -m venv --without-pip "$release/.venv" &&
+     "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r "$release/requirements.txt" 2>/dev/null; then
+    :
+  else
     rm -rf "$release/.venv"
+    "$PYTHON" -m venv "$release/.venv" &&
+      "$release/.venv/bin/pip" wheel --quiet --disable-pip-version-check \
+        --wheel-dir "$wheels" pip -r "$release/requirements.txt" &&
+      "$release/.venv/bin/pip" "${install[@]}" -r "$release/requirements.txt" || return 1
+    pip_wheel=$(find -L "$wheels" -name 'pip-*.whl' | sort -V | tail -n 1)
   fi
-  "$PYTHON" -m venv "$release/.venv" &&
-    "$release/.venv/bin/pip" wheel --quiet --disable-pip-version-check \
-      --wheel-dir "$wheels" pip -r "$release/requirements.txt" &&
-    "$release/.venv/bin/pip" "${install[@]}"
+  [[ -f $release/requirements-mysql.txt ]] || return 0
+  "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r "$release/requirements-mysql.txt" 2>/dev/null ||
+    { "$release/.venv/bin/python" "$pip_wheel/pip" wheel --quiet --disable-pip-version-check \
+        --wheel-dir "$wheels" -r "$release/requirements-mysql.txt" >/dev/null 2>&1 &&
+      "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r "$release/requirements-mysql.txt"; } ||
+    echo "mysqlclient could not be built here (libmariadb-dev, pkg-config, gcc?): the apps use PyMySQL"
 }
 
 releases_newest_first() {

@@ -7,7 +7,7 @@ DIST_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 DIST_TARBALL = $(DIST_DIR)/minitwit-$(DIST_VERSION).tar.gz
 # What a server needs: the apps and their modules, the schema, the pinned
 # requirements, deploy/ (scripts, units, nginx) and the operators' tools (ops/).
-DIST_FILES = $(wildcard *.py openapi.json) schema.sql requirements.txt database deploy ops $(wildcard views static)
+DIST_FILES = $(wildcard *.py openapi.json) schema.sql requirements.txt requirements-mysql.txt database deploy ops $(wildcard views static)
 # Servers to deploy to: [user@]host or ssh://[user@]host[:port][/path] (deploy.sh).
 DEPLOY_HOSTS ?=
 

@@ -5,22 +5,19 @@ They run on MariaDB always, on a mariadbd of their own (a temporary datadir,
 127.0.0.1, a free port) so that stopping it disturbs nothing else; killing
 an app is tried on SQLite too.
 """
-import getpass
 import http.client
 import json
 import signal
 import socket
 import sqlite3
-import subprocess
 import threading
-import time
 from itertools import combinations
 from urllib.parse import urlparse
 
 import pymysql
 import pytest
 
-from bench.serving import free_port, wait_until
+from bench.serving import ThrowawayMariaDB, wait_until
 from simulator.gen_scenario import generate_actions
 from simulator.simulate import DEADLINE, Client, expected_state, to_request, verify
 
@@ -32,68 +29,9 @@ UNAVAILABLE = {'status': 503, 'error_msg': 'The database is unavailable '
                'right now; try again in a moment'}
 
 
-class MariaDB:
-    """A throwaway mariadbd: its own datadir, socket and port."""
-
-    def __init__(self, root):
-        self.datadir = root / 'data'
-        self.socket = root / 'mariadb.sock'
-        self.log = root / 'mariadb.err'
-        self.port = free_port()
-        self.process = None
-        self.databases = 0
-        # A small redo log and buffer pool: bootstrapping takes ~3 s, not ~7.
-        self.options = ['--no-defaults', '--datadir=%s' % self.datadir,
-                        '--user=%s' % getpass.getuser(),
-                        '--innodb-log-file-size=4M',
-                        '--innodb-buffer-pool-size=32M']
-        subprocess.run(['mariadb-install-db', *self.options,
-                        '--auth-root-authentication-method=normal',
-                        '--skip-test-db'], check=True, timeout=120,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        self.start()
-
-    def running(self):
-        return self.process is not None and self.process.poll() is None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ['mariadbd', *self.options, '--port=%d' % self.port,
-             '--bind-address=127.0.0.1', '--socket=%s' % self.socket,
-             '--skip-name-resolve', '--log-error=%s' % self.log])
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                self.connect().close()
-                return
-            except pymysql.err.OperationalError:
-                if not self.running() or time.monotonic() > deadline:
-                    raise RuntimeError('mariadbd did not start:\n' +
-                                       self.log.read_text()) from None
-                time.sleep(0.05)
-
-    def stop(self, sig=signal.SIGTERM):
-        """SIGTERM: a clean shutdown; SIGKILL: a crash."""
-        self.process.send_signal(sig)
-        self.process.wait(WAIT)
-
-    def connect(self, database=None):
-        return pymysql.connect(host='127.0.0.1', port=self.port, user='root',
-                               database=database, autocommit=True,
-                               connect_timeout=2, charset='utf8mb4')
-
-    def create_database(self):
-        """The DATABASE_URL of a new, empty database."""
-        self.databases += 1
-        name = 'faults_%d' % self.databases
-        with self.connect() as conn, conn.cursor() as cur:
-            cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
-        return 'mysql://root@127.0.0.1:%d/%s' % (self.port, name)
-
-
 @pytest.fixture(scope='module')
 def mariadb(tmp_path_factory):
-    server = MariaDB(tmp_path_factory.mktemp('mariadb'))
+    server = ThrowawayMariaDB(tmp_path_factory.mktemp('mariadb'))
     yield server
     if server.running():
         server.stop()
@@ -320,7 +258,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits(app, db_url,
                     "VALUES ('ann', 'ann@x', 'x')")
     idle = http.client.HTTPConnection('127.0.0.1', server.port, timeout=WAIT)
     idle.request('GET', '/healthz')  # keep-alive: stays open, idle
-    assert idle.getresponse().read() == b'{"status": "ok"}'
+    assert json.loads(idle.getresponse().read())['status'] == 'ok'
     with Locked(db_url, 'LOCK TABLES message WRITE'):
         thread, answer = in_background(client.send, *running)
         wait_until(lambda: len(in_database(db_url)) == 1,

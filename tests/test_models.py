@@ -36,8 +36,8 @@ def test_mysql_urls_become_pools_with_utf8mb4():
     assert isinstance(target, database.mysql.MySQLPool)
     assert target.database == 'minitwit'
     params = target.connect_params
-    assert (params['host'], params['port'], params['user'],
-            params['password']) == ('db.example', 3307, 'mt', 'p@ss')
+    assert target.nodes.order == [('db.example', 3307)]
+    assert (params['user'], params['password']) == ('mt', 'p@ss')
     assert params['charset'] == 'utf8mb4'
     assert target._max_connections == 4
 

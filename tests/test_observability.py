@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sim_client import AUTH, path, post, register, tweet
 from ui_client import browser
 
+import database
 import minitwit
 from bench.serving import ROOT, free_port, wait_until
 
@@ -162,6 +163,25 @@ def test_metrics_show_users_messages_follows_and_latest(api):
     assert value(scraped, 'minitwit_messages') == 2
     assert value(scraped, 'minitwit_follows') == 2
     assert value(scraped, 'minitwit_latest') == 7
+
+
+def test_a_scrape_reads_no_table_whose_size_grows(api, monkeypatch):
+    """The same few statements at 10 rows and at 10 million: none of them
+    reads user, message or follower."""
+    register(api, 'ann')
+    statements = []
+    target = database.db.obj
+    run = target.execute_sql
+
+    def execute_sql(sql, params=None, *args, **kwargs):
+        statements.append(sql)
+        return run(sql, params, *args, **kwargs)
+    monkeypatch.setattr(target, 'execute_sql', execute_sql)
+    assert value(scrape(api), 'minitwit_users') == 1
+    assert len(statements) == 2
+    for sql in statements:
+        assert not re.search(r'\b(user|message|follower)\b', sql.replace(
+            '"', ' ').replace('`', ' ')), sql
 
 
 def test_metrics_need_no_credentials_and_leave_latest_alone(api):

@@ -46,8 +46,56 @@ def test_schema_sql_matches_the_models(make_db_url):
     from_sql = catalogue(make_db_url(), database.create_schema)
     from_models = catalogue(make_db_url(),
                             lambda: database.db.create_tables(models.MODELS))
-    assert set(from_sql) == {'user', 'message', 'follower', 'latest'}
+    assert set(from_sql) == {'user', 'message', 'follower', 'latest',
+                             'row_count'}
     assert from_sql == from_models
+
+
+def counted():
+    return {table: models.RowCount.totals()[table]
+            for table in ('users', 'messages', 'follows')}
+
+
+def actual():
+    return {'users': models.User.select().count(),
+            'messages': models.Message.select().count(),
+            'follows': models.Follower.select().count()}
+
+
+def test_the_row_counts_follow_every_insert_and_delete(fresh_db):
+    with database.connection():
+        assert counted() == actual() == {'users': 0, 'messages': 0,
+                                         'follows': 0}
+        names = ['u%d' % n for n in range(150)]  # ids past 64: every shard
+        for name in names:
+            database.transaction(models.User.register_statement(name, 'e', 'h'))
+        for name in names[:100]:
+            models.User.by_name(name).post('hello')
+            database.transaction(models.User.follow_statement(name, 'u0'))
+        assert counted() == actual() == {'users': 150, 'messages': 100,
+                                         'follows': 100}
+        models.Follower.delete().where(models.Follower.id % 3 == 0).execute()
+        models.Message.delete().where(models.Message.message_id > 90).execute()
+        assert counted() == actual()
+        assert models.RowCount.select().count() == 3 * 64
+
+
+def test_a_database_from_before_the_counts_gets_them_right(make_db_url):
+    url = make_db_url()
+    database.configure(url)
+    with database.connection():  # created from schema.sql, then made old:
+        for name in ('ann', 'bob'):
+            database.transaction(models.User.register_statement(name, 'e', 'h'))
+        models.User.by_name('ann').post('hi')
+        models.User.by_name('ann').follow(models.User.by_name('bob'))
+        for trigger in ('user_added', 'user_removed', 'message_added',
+                        'message_removed', 'follow_added', 'follow_removed'):
+            database.db.execute_sql('DROP TRIGGER %s' % trigger)
+        database.db.execute_sql('DROP TABLE row_count')
+    database.configure(url)  # a new release starts on it
+    with database.connection():
+        assert counted() == actual() == {'users': 2, 'messages': 1,
+                                         'follows': 1}
 
 
 def test_schema_sql_is_idempotent_and_seeds_latest_once(make_db_url):

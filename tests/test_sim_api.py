@@ -304,7 +304,9 @@ def test_register_and_latest_need_no_credentials(api):
 # --- health ----------------------------------------------------------------
 
 def test_healthz_checks_the_database(api):
-    assert api.get('/healthz').json == {'status': 'ok'}
+    answer = api.get('/healthz').json
+    assert answer['status'] == 'ok'
+    assert answer['database']['node'] == database.status()['node']
     database.db.obj.close_all()
     database.configure('sqlite:////nonexistent-dir/minitwit.db')
     res = api.get('/healthz', status='*')
