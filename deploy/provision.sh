@@ -16,7 +16,9 @@
 # a self-signed one); the systemd units; logrotate; ufw letting in only
 # SSH, HTTP, HTTPS and the simulator API (plain and HTTPS). deploy.sh then
 # brings the releases. Packages already installed are not asked for again:
-# a second run makes no apt call.
+# a second run makes no apt call. (The apps' servers get a C compiler and
+# libmariadb's headers too: a release builds mysqlclient, the C MySQL
+# driver, when the wheelhouse has no wheel of it.)
 #
 # Settings (environment):
 #   DEPLOY_ROOT        where releases go (/opt/minitwit)
@@ -98,13 +100,17 @@ addresses() {
 addresses "${CLUSTER_ADDRESSES:-} ${APP_ADDRESSES:-}" >/dev/null  # dies here on a bad one
 mapfile -t CLUSTER < <(addresses "${CLUSTER_ADDRESSES:-}")
 mapfile -t APP_HOSTS < <(addresses "${APP_ADDRESSES:-}")
+# The apps' servers also build mysqlclient, the C driver of
+# requirements-mysql.txt, when their wheelhouse has no wheel of it.
+APP_PACKAGES=(python3 python3-venv python3-dev gcc libmariadb-dev pkg-config nginx ufw curl
+              logrotate iproute2 openssl)
 case $ROLE in
   all)
-    PACKAGES=(python3 python3-venv nginx mariadb-server ufw curl logrotate iproute2 openssl) ;;
+    PACKAGES=("${APP_PACKAGES[@]}" mariadb-server) ;;
   app)
     ((${#CLUSTER[@]})) || die "ROLE=app needs CLUSTER_ADDRESSES, the database nodes"
     [[ -n ${DB_PASSWORD:-} ]] || die "ROLE=app needs DB_PASSWORD, MariaDB's password of the user minitwit"
-    PACKAGES=(python3 python3-venv nginx ufw curl logrotate iproute2 openssl) ;;
+    PACKAGES=("${APP_PACKAGES[@]}") ;;
   db)
     ((${#CLUSTER[@]})) || die "ROLE=db needs CLUSTER_ADDRESSES, every node's address"
     [[ -n ${DB_PASSWORD:-} ]] || die "ROLE=db needs DB_PASSWORD, MariaDB's password of the user minitwit"

@@ -427,6 +427,9 @@ def test_a_droplet_provisioned_deployed_killed_and_rebooted(droplet, tmp_path):
             assert unit_user(droplet, unit)[0] == 'minitwit'
         droplet.ssh('systemd-analyze verify minitwit-web@blue.service '
                     'minitwit-api@blue.service 2>&1')
+        if (Path(ROOT) / 'requirements-mysql.txt').exists():
+            # The C driver, from the wheel built here, loads on the host.
+            droplet.ssh('/opt/minitwit/current/.venv/bin/python -c "import MySQLdb"')
         # The API through nginx on the host's address: plain and HTTPS
         # (the self-signed certificate names the address); the web UI.
         assert get(droplet.api + '/latest') == (200, 'minitwit/' + first_release,
