@@ -11,8 +11,13 @@
 #   TARBALL          the `make dist` tarball (the newest dist/minitwit-*.tar.gz)
 #   SSH_PORT         22
 #   SSH_KEY          a private key file (default: ssh's own keys and agent)
-#   SSH_KNOWN_HOSTS  a known_hosts file (default: ~/.ssh/known_hosts; a host
-#                    not in it yet is added on first use)
+#   SSH_KNOWN_HOSTS  the known_hosts file with the hosts' keys (default:
+#                    ~/.ssh/known_hosts). A host whose key is not in it, or
+#                    differs from it, is refused: nothing is trusted on
+#                    first use...
+#   TRUST_NEW_HOST   ...unless this is 1: then a host not in the file yet
+#                    is added to it (a first deploy by hand); a changed key
+#                    is refused all the same
 #   DEPLOY_ROOT      the folder on the servers (/opt/minitwit)
 #   KEEP             how many releases each server keeps (5)
 #   DEPLOYED_BY      who deploys, for revisions.log (user@this-machine)
@@ -25,10 +30,12 @@ SSH_PORT=${SSH_PORT:-22}
 DEPLOY_ROOT=${DEPLOY_ROOT:-/opt/minitwit}
 KEEP=${KEEP:-5}
 DEPLOYED_BY=${DEPLOYED_BY:-$(id -un)@$(hostname)}
+KNOWN_HOSTS=${SSH_KNOWN_HOSTS:-$HOME/.ssh/known_hosts}
+CHECKING=yes
+if [[ ${TRUST_NEW_HOST:-} == 1 ]]; then CHECKING=accept-new; fi
 SSH_OPTS=(-o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15
-          -o StrictHostKeyChecking=accept-new)
+          -o "StrictHostKeyChecking=$CHECKING" -o "UserKnownHostsFile=$KNOWN_HOSTS")
 if [[ -n ${SSH_KEY:-} ]]; then SSH_OPTS+=(-i "$SSH_KEY" -o IdentitiesOnly=yes); fi
-if [[ -n ${SSH_KNOWN_HOSTS:-} ]]; then SSH_OPTS+=(-o "UserKnownHostsFile=$SSH_KNOWN_HOSTS"); fi
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }
 usage() { sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
@@ -50,6 +57,26 @@ parse_host() {
 on_host() {
   # Run shell command $1 on the current host.
   ssh "${SSH_OPTS[@]}" -p "$PORT" "$DEST" "$1"
+}
+
+check_host_key() {
+  # Log in once before anything else: a host whose key is unknown or has
+  # changed is refused with what to do about it, not just ssh's words.
+  local err target=${DEST#*@}
+  [[ $PORT == 22 ]] || target="[$target]:$PORT"
+  if err=$(ssh "${SSH_OPTS[@]}" -p "$PORT" "$DEST" true 2>&1 >/dev/null); then
+    [[ -z $err ]] || printf '%s\n' "$err" >&2  # e.g. "Permanently added ..."
+    return 0
+  fi
+  printf '%s\n' "$err" >&2
+  if [[ $err == *"REMOTE HOST IDENTIFICATION HAS CHANGED"* ]]; then
+    echo "deploy.sh: the SSH host key of $target has CHANGED since $KNOWN_HOSTS recorded it: refusing to deploy (someone may be in between; or the server was rebuilt). If it was rebuilt, check its new key on the server (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then: ssh-keygen -R '$target' -f $KNOWN_HOSTS and add the new key as for a new host (TRUST_NEW_HOST does not override a changed key)" >&2
+  elif [[ $err == *"Host key verification failed"* ]]; then
+    echo "deploy.sh: the SSH host key of $target is unknown: it is not in $KNOWN_HOSTS (SSH_KNOWN_HOSTS), and deploy.sh never trusts a key on first use. Check it (on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), then add it: ssh-keyscan -p $PORT -t ed25519 ${DEST#*@} >> $KNOWN_HOSTS (CircleCI: the DEPLOY_KNOWN_HOSTS variable); or, for a first deploy by hand, run with TRUST_NEW_HOST=1" >&2
+  else
+    echo "deploy.sh: cannot log in to $DEST on port $PORT (ssh's words above)" >&2
+  fi
+  return 1
 }
 
 deploy_host() {
@@ -93,6 +120,7 @@ esac
 
 if [[ $action == revision ]]; then
   parse_host "$1"
+  check_host_key
   on_host "cat $ROOT/current/REVISION"
   exit
 fi
@@ -107,7 +135,7 @@ fi
 hosts=("$@")
 for i in "${!hosts[@]}"; do
   parse_host "${hosts[i]}"
-  if ! "${action}_host" "${hosts[i]}"; then
+  if ! check_host_key || ! "${action}_host" "${hosts[i]}"; then
     echo "==> ${hosts[i]}: $action FAILED" >&2
     if ((i + 1 < ${#hosts[@]})); then
       echo "==> not attempted: ${hosts[*]:i+1}" >&2

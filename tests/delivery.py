@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import tarfile
 import time
@@ -189,6 +190,7 @@ class Host:
         self.root = directory / 'opt' / 'minitwit'
         self.closers = []
         self.web_port, self.api_port = free_port(), free_port()
+        self.http_port, self.api_https_port = free_port(), free_port()
         nginx = Nginx(directory / 'nginx',
                       directory / 'etc' / 'nginx' / 'sites-enabled' / '*')
         # This server's settings, before provisioning (which keeps them):
@@ -206,8 +208,11 @@ class Host:
             '%s=%s\n' % item for item in settings.items()))
         result = run([str(Path(ROOT) / 'deploy' / 'provision.sh'), '--root',
                       str(directory)],
-                     env={'HTTP_LISTEN': '127.0.0.1:%d' % self.web_port,
-                          'API_LISTEN': '127.0.0.1:%d' % self.api_port})
+                     env={'HTTP_LISTEN': '127.0.0.1:%d' % self.http_port,
+                          'HTTPS_LISTEN': '127.0.0.1:%d' % self.web_port,
+                          'API_LISTEN': '127.0.0.1:%d' % self.api_port,
+                          'API_HTTPS_LISTEN': '127.0.0.1:%d'
+                          % self.api_https_port})
         assert result.returncode == 0, result.stdout + result.stderr
         if wheels is not None:
             # A wheelhouse filled by an earlier deploy, as on a server that
@@ -229,8 +234,15 @@ class Host:
             raise
         self.spec = 'ssh://%s@127.0.0.1:%d%s' % (USER, self.sshd.port,
                                                  self.root)
+        # The web UI over HTTPS (its port 80 only redirects there), the
+        # simulator API over plain HTTP (as the simulator calls it) and
+        # HTTPS; the self-signed certificate provisioning made.
         self.api = 'http://127.0.0.1:%d' % self.api_port
-        self.web = 'http://127.0.0.1:%d' % self.web_port
+        self.api_https = 'https://127.0.0.1:%d' % self.api_https_port
+        self.web = 'https://127.0.0.1:%d' % self.web_port
+        self.web_http = 'http://127.0.0.1:%d' % self.http_port
+        self.certificate = directory / 'etc' / 'minitwit' / 'tls' / \
+            'selfsigned-cert.pem'
 
     def releases(self):
         return sorted(p.name for p in (self.root / 'releases').iterdir())
@@ -261,14 +273,32 @@ def deploy(*args, tarball=None, keys=None, **env):
     return run(['./deploy.sh', *args], env=env)
 
 
-def get(url, source=None, timeout=10):
+def connection(url, source=None, timeout=10, cafile=None):
+    """An HTTP or HTTPS connection to url's host, from address `source`;
+    HTTPS trusts `cafile` (a self-signed certificate) or, without one,
+    any certificate."""
+    parts = urlsplit(url)
+    source_address = (source, 0) if source else None
+    if parts.scheme == 'https':
+        context = ssl.create_default_context(cafile=cafile)
+        if cafile is None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=context,
+            source_address=source_address)
+    return http.client.HTTPConnection(parts.hostname, parts.port,
+                                      timeout=timeout,
+                                      source_address=source_address)
+
+
+def get(url, source=None, timeout=10, cafile=None):
     """(status, Server header, body) of GET url, from address `source`."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(
-        parts.hostname, parts.port, timeout=timeout,
-        source_address=(source, 0) if source else None)
+    conn = connection(url, source, timeout, cafile)
     try:
-        conn.request('GET', parts.path or '/')
+        conn.request('GET', (parts.path or '/') +
+                     ('?' + parts.query if parts.query else ''))
         answer = conn.getresponse()
         return answer.status, answer.getheader('Server'), answer.read()
     finally:

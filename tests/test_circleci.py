@@ -2,6 +2,7 @@
 that exist, deploy from main only after the tests, and release weekly from
 the schedule trigger. (`make lint` validates it against CircleCI's schema.)"""
 import copy
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -111,3 +112,56 @@ def test_the_ci_checks_pass_on_this_tree():
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'systemd-analyze verify: minitwit-web@ and minitwit-api@' in \
         result.stdout
+
+
+def known_hosts_step():
+    step, = [step['run'] for step in load()['commands']['trust-servers']['steps']
+             if isinstance(step, dict) and step.get('run', {}).get('name') == 'Known hosts']
+    return step['command']
+
+
+def run_step(home, **env):
+    """The Known hosts step in bash, as CircleCI runs it: HOME, BASH_ENV;
+    then what later steps see (SSH_KNOWN_HOSTS from BASH_ENV)."""
+    bash_env = home / 'bash_env'
+    bash_env.touch()
+    done = subprocess.run(['bash', '-eo', 'pipefail', '-c', known_hosts_step()],
+                          env={'PATH': os.environ['PATH'], 'HOME': str(home),
+                               'BASH_ENV': str(bash_env), **env},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    later = subprocess.run(['bash', '-c', 'echo "$SSH_KNOWN_HOSTS"'],
+                           env={'PATH': os.environ['PATH'], 'HOME': str(home),
+                                'BASH_ENV': str(bash_env)},
+                           capture_output=True, text=True, timeout=30)
+    return done, Path(later.stdout.strip())
+
+
+def test_deploys_trust_the_known_hosts_variable_and_nothing_else(tmp_path):
+    line = '203.0.113.5 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyForTests'
+    done, known_hosts = run_step(tmp_path, DEPLOY_KNOWN_HOSTS=line + '\n')
+    assert known_hosts == tmp_path / '.ssh' / 'deploy_known_hosts'
+    assert known_hosts.read_text() == line + '\n'
+    assert done.stderr == ''
+    # Nothing is trusted on first use, nor is ssh's own file appended to.
+    assert 'TRUST_NEW_HOST' not in CONFIG.read_text()
+    assert 'StrictHostKeyChecking' not in CONFIG.read_text()
+    assert not (tmp_path / '.ssh' / 'known_hosts').exists()
+
+
+@pytest.mark.needs('sshd', 'ssh', 'ssh-keygen')
+def test_without_the_variable_the_deploy_is_refused(tmp_path):
+    from delivery import USER, Keys, Sshd, deploy
+    done, known_hosts = run_step(tmp_path)
+    assert known_hosts.read_text() == ''
+    assert 'DEPLOY_KNOWN_HOSTS is not set' in done.stderr
+    keys = Keys(tmp_path / 'keys')
+    sshd = Sshd(tmp_path / 'sshd', keys)
+    try:
+        result = deploy('--revision', 'ssh://%s@127.0.0.1:%d' % (USER, sshd.port),
+                        keys=keys, SSH_KNOWN_HOSTS=known_hosts)
+    finally:
+        sshd.close()
+    assert result.returncode != 0
+    assert 'the SSH host key of [127.0.0.1]:%d is unknown' % sshd.port in result.stderr
+    assert known_hosts.read_text() == ''

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from delivery import (
+    USER,
     Host,
     Keys,
+    Sshd,
     broken_release,
     deploy,
     get,
@@ -280,3 +282,77 @@ def test_minitwitctl_without_a_deployment_inspects_the_local_database(
                                              'messages                 0']
     result = run(ctl + ['bogus'])
     assert result.returncode == 2 and 'minitwitctl status' in result.stderr
+
+
+def known(known_hosts, host):
+    """Whether known_hosts has a key for host (hashed names too)."""
+    return subprocess.run(['ssh-keygen', '-F', host, '-f', str(known_hosts)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.needs('sshd', 'ssh', 'ssh-keygen')
+def test_host_keys_are_never_trusted_on_first_use_unless_asked(tmp_path,
+                                                              keys):
+    """deploy.sh checks every host's key against SSH_KNOWN_HOSTS: unknown
+    and changed keys are refused, with what to do; TRUST_NEW_HOST=1 adds
+    an unknown one (never a changed one). --revision is the cheapest way in."""
+    sshd = Sshd(tmp_path / 'sshd', keys)
+    try:
+        root = tmp_path / 'root'
+        (root / 'current').mkdir(parents=True)
+        (root / 'current' / 'REVISION').write_text('abc123\n')
+        spec = 'ssh://%s@127.0.0.1:%d%s' % (USER, sshd.port, root)
+        name = '[127.0.0.1]:%d' % sshd.port
+
+        # Pinned: the key in SSH_KNOWN_HOSTS is the server's.
+        result = deploy('--revision', spec, keys=keys)
+        assert (result.returncode, result.stdout) == (0, 'abc123\n'), \
+            result.stderr
+
+        unknown = tmp_path / 'empty_known_hosts'
+        unknown.touch()
+        result = deploy('--revision', spec, keys=keys,
+                        SSH_KNOWN_HOSTS=unknown)
+        assert result.returncode != 0 and result.stdout == ''
+        assert 'the SSH host key of %s is unknown: it is not in %s' % (
+            name, unknown) in result.stderr
+        assert 'ssh-keyscan -p %d -t ed25519 127.0.0.1 >> %s' % (
+            sshd.port, unknown) in result.stderr
+        assert 'TRUST_NEW_HOST=1' in result.stderr
+        assert unknown.read_text() == ''
+
+        # A deploy stops at such a host before sending anything.
+        tarball = make_dist(tmp_path / 'dist', 'v1')
+        result = deploy(spec, tarball=tarball, keys=keys,
+                        SSH_KNOWN_HOSTS=unknown)
+        assert result.returncode != 0 and 'is unknown' in result.stderr
+        assert '==> %s: deploy FAILED' % spec in result.stderr
+        assert not (root / 'incoming').exists()
+
+        changed = tmp_path / 'changed_known_hosts'
+        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f',
+                        str(tmp_path / 'impostor')], check=True)
+        impostor = (tmp_path / 'impostor.pub').read_text().split()[:2]
+        changed.write_text('%s %s\n' % (name, ' '.join(impostor)))
+        for trust in ('', '1'):
+            result = deploy('--revision', spec, keys=keys,
+                            SSH_KNOWN_HOSTS=changed, TRUST_NEW_HOST=trust)
+            assert result.returncode != 0 and result.stdout == ''
+            assert 'the SSH host key of %s has CHANGED since %s recorded it' \
+                % (name, changed) in result.stderr
+            assert "ssh-keygen -R '%s' -f %s" % (name, changed) in \
+                result.stderr
+
+        # TRUST_NEW_HOST=1: a first deploy by hand adds the key, which is
+        # pinned from then on.
+        result = deploy('--revision', spec, keys=keys,
+                        SSH_KNOWN_HOSTS=unknown, TRUST_NEW_HOST='1')
+        assert (result.returncode, result.stdout) == (0, 'abc123\n'), \
+            result.stderr
+        assert known(unknown, name)
+        result = deploy('--revision', spec, keys=keys,
+                        SSH_KNOWN_HOSTS=unknown)
+        assert (result.returncode, result.stdout) == (0, 'abc123\n'), \
+            result.stderr
+    finally:
+        sshd.close()

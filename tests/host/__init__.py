@@ -1,0 +1,1 @@
+"""Booted Debian test hosts (bootedhost.py)."""
