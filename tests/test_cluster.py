@@ -1,0 +1,269 @@
+"""MiniTwit on a three-node MariaDB Galera cluster (bench/galera.py: real
+mariadbd with wsrep on loopback), through two app processes that prefer
+different nodes, as two app hosts would.
+
+- a replay split over both, action by action, has no error and reads back
+  exactly, from either; the three nodes hold the same rows;
+- a node killed mid-replay: only the request in flight on it may fail,
+  with a fast 503; every acknowledged action is stored; the node rejoins
+  by IST with the same rows, and its app comes back to it;
+- writes that collide on two nodes (certification failures) are retried
+  inside the app: the client sees none;
+- a browser that posts through one app host and is sent to the other sees
+  its message at once (read-your-writes).
+"""
+import http.cookiejar
+import re
+import threading
+import time
+import urllib.request
+from itertools import combinations
+from urllib.error import HTTPError
+from urllib.parse import quote, urlencode
+
+import pytest
+from replay_checks import send, stored_exactly, wrong_answers
+
+from bench.galera import GaleraCluster
+from bench.serving import wait_until
+from simulator.gen_scenario import generate_actions
+from simulator.simulate import DEADLINE, EXPECTED, Client, expected_state, verify
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
+              pytest.mark.needs('mariadbd', 'mariadb-install-db', 'rsync',
+                                '/usr/lib/galera/libgalera_smm.so')]
+
+TABLES = ('user', 'message', 'follower', 'latest')
+
+
+@pytest.fixture(scope='module')
+def cluster():
+    with GaleraCluster() as started:
+        yield started
+
+
+def cluster_url(cluster, database, prefer, **options):
+    """A DATABASE_URL naming all three nodes, preferring node `prefer` (0-2)."""
+    hosts = ','.join('127.0.0.1:%d' % node.port for node in cluster.nodes)
+    query = '&'.join(['prefer=%d' % (prefer + 1)] +
+                     ['%s=%s' % item for item in options.items()])
+    return 'mysql://root@%s/%s?%s' % (hosts, database, query)
+
+
+def two_apps(cluster, start_server, database, app='sim_api:app'):
+    """Two app processes on `database`, preferring nodes 0 and 1."""
+    cluster.create_database(database)
+    return [start_server(app, cluster_url(cluster, database, node))
+            for node in (0, 1)]
+
+
+def node_of(app):
+    """(port, cluster size) of the node an app says it uses."""
+    health = Client(app.url, timeout=5).get_json('/healthz')['database']
+    return int(health['node'].rsplit(':', 1)[1]), health['cluster_size']
+
+
+def identical_on_every_node(cluster, database):
+    counts = cluster.row_counts(database, TABLES)
+    return len({tuple(sorted(c.items())) for c in counts.values()}) == 1, counts
+
+
+def test_a_replay_split_over_two_app_hosts_is_exact(cluster, start_server):
+    apps = two_apps(cluster, start_server, 'cluster_split')
+    assert [node_of(app) for app in apps] == [
+        (cluster.nodes[0].port, 3), (cluster.nodes[1].port, 3)]
+    actions = generate_actions(seed=11, users=40, actions=1500)
+    clients = [Client(app.url, timeout=5) for app in apps]
+    # Action by action in turn: each may need what the one before wrote
+    # through the other app and node a moment earlier.
+    statuses = [send(clients[n % 2], action)[0]
+                for n, action in enumerate(actions)]
+    wrong = [(a, s) for a, s in zip(actions, statuses, strict=True)
+             if s != EXPECTED[a[1]]]
+    assert wrong == []
+    for client in clients:
+        assert verify(client, actions) == []
+    same, counts = identical_on_every_node(cluster, 'cluster_split')
+    assert same, counts
+
+
+def test_a_node_killed_mid_replay_loses_nothing_acknowledged(cluster,
+                                                              start_server):
+    apps = two_apps(cluster, start_server, 'cluster_kill')
+    actions = generate_actions(seed=12, users=30, actions=900)
+    clients = [Client(app.url, timeout=5) for app in apps]
+    answers, timings = [], []
+    for n, action in enumerate(actions):
+        if n == 300:
+            # A few milliseconds on, so that it lands mid-request: node 1,
+            # the second app's.
+            threading.Timer(0.003, cluster.kill, (1,)).start()
+        started = time.perf_counter()
+        answers.append(send(clients[n % 2], action))
+        timings.append(time.perf_counter() - started)
+    statuses = [status for status, _ in answers]
+    failed = [n for n, (action, status) in enumerate(zip(actions, statuses,
+                                                          strict=True))
+              if status != EXPECTED[action[1]]]
+    # Only what was in flight on the node when it died, each a fast 503.
+    assert len(failed) <= 1, [(n, answers[n]) for n in failed]
+    for n in failed:
+        assert statuses[n] == 503 and timings[n] < DEADLINE, (n, answers[n])
+    registered = set()
+    assert wrong_answers([a for n, a in enumerate(actions) if n not in failed],
+                         [s for n, s in enumerate(statuses) if n not in failed],
+                         registered) == []
+    # A write answered 503 may or may not have been committed, and if it
+    # was, it may have reached the others after later writes (its node died
+    # while sending it), so only its presence is uncertain, not the rest.
+    assert holds_the_acknowledged(clients[0], cluster.url(0, 'cluster_kill'),
+                                  actions, failed)
+
+    cluster.restart(1)
+    assert cluster.rejoined_by(1) == 'IST'
+    same, counts = identical_on_every_node(cluster, 'cluster_kill')
+    assert same, counts
+    # The second app goes back to its node by itself.
+    wait_until(lambda: node_of(apps[1])[0] == cluster.nodes[1].port,
+               'the second app to return to node 1', 30)
+
+
+def holds_the_acknowledged(client, url, actions, unsure):
+    """Whether the database holds exactly the actions that were not unsure,
+    in order, plus each unsure one or not, anywhere after it was sent."""
+    for k in range(len(unsure) + 1):
+        for chosen in combinations(unsure, k):
+            history = [a for n, a in enumerate(actions)
+                       if n not in unsure or n in chosen]
+            if stored_exactly(client, url, history):
+                return True
+            if chosen and stored_but_for_order(client, history,
+                                                [actions[n] for n in chosen]):
+                return True
+    return False
+
+
+def stored_but_for_order(client, history, unsure):
+    """stored_exactly's comparison, with the unsure messages' places left
+    out: every other message in its place, the unsure ones present."""
+    users, messages, follows, _, last_id = expected_state(history)
+    late = {(fields[0], fields[1]) for _, command, fields in unsure
+            if command == 'tweet'}
+    if not late or client.get_json('/latest')['latest'] != last_id:
+        return False
+    for user in users:
+        name = quote(user, safe='')
+        shown = [m['content'] for m in
+                 client.get_json('/msgs/%s?no=10000' % name)]
+        wanted = list(reversed(messages[user]))
+        mine = {text for who, text in late if who == user}
+        if sorted(shown) != sorted(wanted) or \
+                [s for s in shown if s not in mine] != \
+                [w for w in wanted if w not in mine]:
+            return False
+        if client.get_json('/fllws/%s?no=10000' % name)['follows'] != \
+                list(follows[user]):
+            return False
+    return True
+
+
+def certification_failures(cluster):
+    """How many local transactions each node has had to roll back because
+    another node's commit won (wsrep_local_cert_failures + bf_aborts)."""
+    total = 0
+    for node in cluster.nodes:
+        with cluster.connect(node.index) as conn, conn.cursor() as cur:
+            cur.execute("SHOW STATUS WHERE Variable_name IN "
+                        "('wsrep_local_cert_failures', 'wsrep_local_bf_aborts')")
+            total += sum(int(value) for _, value in cur.fetchall())
+    return total
+
+
+def test_writes_colliding_on_two_nodes_are_retried_unseen(cluster,
+                                                          start_server):
+    apps = two_apps(cluster, start_server, 'cluster_conflicts')
+    setup = Client(apps[0].url, timeout=30)
+    for name in ('ann', 'bob'):
+        assert setup.send('POST', '/register', {
+            'username': name, 'email': 'x@y', 'pwd': 'pw'})[0] == 204
+    before = certification_failures(cluster)
+    answers, barrier = [], threading.Barrier(4)
+
+    def client(n):
+        # Two on each app: follow and unfollow the same pair, all at once.
+        http = Client(apps[n % 2].url, timeout=30)
+        barrier.wait(30)
+        for round_ in range(60):
+            verb = 'follow' if round_ % 2 == 0 else 'unfollow'
+            answers.append(http.send('POST', '/fllws/ann?latest=%d' % round_,
+                                     {verb: 'bob'})[0])
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert answers == [204] * 240
+    # The test would prove nothing without collisions: there were some.
+    assert certification_failures(cluster) > before
+    follows = setup.get_json('/fllws/ann')['follows']
+    assert follows in ([], ['bob'])
+    same, counts = identical_on_every_node(cluster, 'cluster_conflicts')
+    assert same, counts
+
+
+def test_a_post_shows_at_once_on_the_other_app_host(cluster, start_server):
+    apps = two_apps(cluster, start_server, 'cluster_ryw', app='minitwit:app')
+    api = start_server('sim_api:app', cluster_url(cluster, 'cluster_ryw', 2))
+    assert Client(api.url).send('POST', '/register', {
+        'username': 'me', 'email': 'me@x', 'pwd': 'secret'})[0] == 204
+    here, there = (LiveBrowser(app) for app in apps)
+    sign_in(here)
+    there.cookies = here.cookies  # the same browser, another host
+    for n in range(40):
+        token = here.csrf()
+        status, location = here.post('/add_message', {
+            'text': 'message %d' % n, 'csrf_token': token})
+        assert status == 303 and location.endswith('/')
+        # The redirect's GET goes to the other host (and node).
+        page = there.get('/')
+        assert 'message %d' % n in page, n
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+
+
+class LiveBrowser:
+    """A browser for a live web UI: cookies and forms, and no redirect
+    followed, so that the test chooses where the next request goes."""
+
+    def __init__(self, server):
+        self.url = server.url
+        self.cookies = http.cookiejar.CookieJar()
+
+    def _opener(self):
+        return urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), NoRedirect)
+
+    def get(self, path):
+        with self._opener().open(self.url + path, timeout=10) as answer:
+            return answer.read().decode('utf-8')
+
+    def post(self, path, form):
+        try:
+            answer = self._opener().open(self.url + path,
+                                         urlencode(form).encode(), timeout=10)
+        except HTTPError as redirect:
+            return redirect.code, redirect.headers.get('Location')
+        return answer.status, None
+
+    def csrf(self, page='/public'):
+        page = self.get(page)
+        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def sign_in(web):
+    status, _ = web.post('/login', {'username': 'me', 'password': 'secret',
+                                    'csrf_token': web.csrf('/login')})
+    assert status == 303
