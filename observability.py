@@ -82,18 +82,25 @@ class DatabaseCollector:
     UP = ('minitwit_database_up', 'Whether the database answers')
     LATEST = ('minitwit_latest',
               "The simulator's latest processed action id (-1 before any)")
+    SIZE = ('minitwit_database_cluster_size',
+            'Nodes in the Galera cluster this process uses (1: one server)')
+    NODE = ('minitwit_database_node_info', 'The database node this process '
+            'uses, in the label node (always 1)')
 
     def describe(self):
         """The families collect() yields, without touching the database."""
         return [GaugeMetricFamily(name, doc) for name, doc in
-                [self.UP, self.LATEST] + [c[:2] for c in self.COUNTS]]
+                [self.UP, self.LATEST, self.SIZE, self.NODE] +
+                [c[:2] for c in self.COUNTS]]
 
     def collect(self):
         """Yield the gauges; only database_up, 0, when it does not answer."""
         try:
+            database.causal(False)
             with database.connection():
                 totals = models.RowCount.totals()
                 latest = models.Latest.get_value()
+                status = database.status()
         except database.UNAVAILABLE_ERRORS:
             yield GaugeMetricFamily(*self.UP, value=0)
             return
@@ -101,6 +108,10 @@ class DatabaseCollector:
         for name, doc, table in self.COUNTS:
             yield GaugeMetricFamily(name, doc, value=totals.get(table, 0))
         yield GaugeMetricFamily(*self.LATEST, value=latest)
+        yield GaugeMetricFamily(*self.SIZE, value=status.get('cluster_size', 1))
+        node = GaugeMetricFamily(*self.NODE, labels=['node'])
+        node.add_metric([status['node']], 1)
+        yield node
 
 
 DATABASE = DatabaseCollector()

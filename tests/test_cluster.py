@@ -22,6 +22,7 @@ from urllib.error import HTTPError
 from urllib.parse import quote, urlencode
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from replay_checks import send, stored_exactly, wrong_answers
 
 from bench.galera import GaleraCluster
@@ -119,13 +120,28 @@ def test_a_node_killed_mid_replay_loses_nothing_acknowledged(cluster,
     assert holds_the_acknowledged(clients[0], cluster.url(0, 'cluster_kill'),
                                   actions, failed)
 
+    # /metrics says so (the alert MiniTwitDatabaseLostNode reads it).
+    wait_until(lambda: cluster_size_metric(apps[0]) == 2,
+               'the first app to export a cluster of 2', 30)
+
     cluster.restart(1)
     assert cluster.rejoined_by(1) == 'IST'
+    wait_until(lambda: cluster_size_metric(apps[0]) == 3,
+               'the first app to export a cluster of 3 again', 30)
     same, counts = identical_on_every_node(cluster, 'cluster_kill')
     assert same, counts
     # The second app goes back to its node by itself.
     wait_until(lambda: node_of(apps[1])[0] == cluster.nodes[1].port,
                'the second app to return to node 1', 30)
+
+
+def cluster_size_metric(app):
+    """minitwit_database_cluster_size on an app's /metrics."""
+    text = Client(app.url, timeout=5).send('GET', '/metrics')[1].decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == 'minitwit_database_cluster_size':
+            return family.samples[0].value
+    return None
 
 
 def holds_the_acknowledged(client, url, actions, unsure):
