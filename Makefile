@@ -24,7 +24,7 @@ WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 # tools use database.py's default, the SQLite file minitwit.db.
 export DATABASE_URL TEST_MARIADB_URL
 
-.PHONY: help install install-mysql serve test deps initdb simulate bench bench-drivers bench-passwords
+.PHONY: help install install-mysql serve test deps initdb simulate bench bench-drivers bench-cluster bench-profile bench-passwords
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,12 @@ bench-drivers: install-mysql ## replay SCENARIO on MariaDB through each MySQL dr
 	$(VENV)/bin/pip install --quiet -r requirements-drivers.txt
 	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL) --backends mariadb \
 	  --drivers pymysql,mysqlclient,mariadb,mysql-connector
+
+bench-cluster: install-mysql ## SCENARIO on one MariaDB node and on a 3-node Galera cluster, sequential and 32 clients
+	$(PY) -m bench.bench_cluster --scenario $(SCENARIO)
+
+bench-profile: install-mysql ## where a simulator request's time goes on MariaDB: statements, round trips, app/driver/server ms
+	$(PY) -m bench.profile_api --scenario $(SCENARIO)
 
 bench-passwords: install ## what hashing and verifying a password costs (argon2id, the original's pbkdf2)
 	$(PY) -m bench.bench_passwords

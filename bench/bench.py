@@ -52,7 +52,7 @@ def row(label, summary, floor):
     share = '%.2fx' % (summary['rps'] / floor['rps']) \
         if summary is not floor else '(floor)'
     verified = summary.get('verify')
-    return '%-28s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
+    return '%-36s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
         label, summary['rps'], share, summary['p50_ms'], summary['p90_ms'],
         summary['p99_ms'], summary['max_ms'], summary['error_count'],
         '-' if verified is None else
@@ -112,7 +112,7 @@ def main(argv=None):
     floor = summaries['floor']
     print('%s: %d actions, sequential, one connection per request' % (
         args.scenario, len(actions)))
-    print('%-28s %9s %8s %8s %8s %8s %8s %7s  %s' % (
+    print('%-36s %9s %8s %8s %8s %8s %8s %7s  %s' % (
         '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
         'errors', 'final state'))
     for label, summary in summaries.items():

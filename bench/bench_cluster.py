@@ -1,0 +1,112 @@
+"""What a Galera cluster costs MiniTwit: the course's scenario on one
+MariaDB node and on a three-node cluster, side by side.
+
+    python -m bench.bench_cluster --scenario ../shared/data/minitwit_scenario.csv \\
+        [--limit N] [--clients 32] [--seconds 20]
+
+It starts a MariaDB server of its own (bench.serving.ThrowawayMariaDB) and
+a three-node Galera cluster on loopback (bench/galera.py), both with the
+same small buffer pool, and on each a fresh database and MiniTwit's apps
+(the cluster's preferring its first node, as an app host would):
+
+- sequentially, as the course's simulator sends it: the floor, the API on
+  one node, the API on the cluster, and the API on the cluster without
+  causal reads (`causal=false`: what wsrep_sync_wait costs), 500 actions
+  to each in turn (bench/bench.py's replay);
+- with CLIENTS concurrent clients (bench/loadtest.py's mix) for SECONDS,
+  on one node, then on the cluster, then on the floor.
+
+Nothing is asserted: docs/benchmarks.md has the figures and the command.
+"""
+import argparse
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import bench, loadtest
+from bench.galera import GaleraCluster
+from bench.serving import Server, ThrowawayMariaDB
+from simulator import simulate
+
+
+def cluster_url(cluster, database, **options):
+    hosts = ','.join('127.0.0.1:%d' % node.port for node in cluster.nodes)
+    query = '&'.join('%s=%s' % item for item in options.items())
+    return 'mysql://root@%s/%s%s' % (hosts, database,
+                                     '?' + query if query else '')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--scenario', required=True)
+    parser.add_argument('--limit', type=int, help='first N actions only')
+    parser.add_argument('--clients', type=int, default=32)
+    parser.add_argument('--processes', type=int, default=4)
+    parser.add_argument('--seconds', type=float, default=20)
+    args = parser.parse_args(argv)
+    actions = list(simulate.read_scenario(args.scenario, args.limit))
+
+    with tempfile.TemporaryDirectory(prefix='minitwit-bench-cluster-') as folder, \
+            contextlib.ExitStack() as stack:
+        print('starting one MariaDB node and a three-node cluster...',
+              file=sys.stderr)
+        single = ThrowawayMariaDB(Path(folder))
+        stack.callback(single.stop)
+        cluster = stack.enter_context(GaleraCluster())
+        for name in ('bench_replay', 'bench_load'):
+            with single.connect() as conn, conn.cursor() as cur:
+                cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+        for name in ('bench_replay', 'bench_eventual', 'bench_load'):
+            cluster.create_database(name)
+        one = 'mysql://root@127.0.0.1:%d/%%s' % single.port
+        urls = {'one node': one % 'bench_replay',
+                'the cluster': cluster_url(cluster, 'bench_replay'),
+                'the cluster, causal=false': cluster_url(
+                    cluster, 'bench_eventual', causal='false')}
+        servers = {'floor': stack.enter_context(
+            Server('bench.floor_app:app')).url}
+        for label, url in urls.items():
+            servers[label] = stack.enter_context(Server('sim_api:app', url)).url
+        print('replaying %d actions against %s...' % (
+            len(actions), ', '.join(servers)), file=sys.stderr)
+        replays = bench.replay_side_by_side(servers, actions)
+
+        loads = {}
+        for label, url in (('one node', one % 'bench_load'),
+                           ('the cluster', cluster_url(cluster, 'bench_load'))):
+            with Server('sim_api:app', url) as api, \
+                    Server('minitwit:app', url) as web:
+                loadtest.register_clients(api.url, args.clients, args.processes)
+                print('%d clients on %s...' % (args.clients, label),
+                      file=sys.stderr)
+                loads[label] = loadtest.run(
+                    {'api': api.url, 'web': web.url}, args.clients,
+                    args.processes, args.seconds, 100_000)
+    with Server('bench.floor_app:app') as floor:
+        loads['floor'] = loadtest.run({'api': floor.url, 'web': floor.url},
+                                      args.clients, args.processes,
+                                      args.seconds, 100_000)
+
+    print('%s: %d actions, sequential, one connection per request' % (
+        args.scenario, len(actions)))
+    print('%-36s %9s %8s %8s %8s %8s %8s %7s  %s' % (
+        '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
+        'errors', 'final state'))
+    for label, summary in replays.items():
+        print(bench.row('floor (no-op app)' if label == 'floor' else
+                        'sim_api on ' + label, summary, replays['floor']))
+    print('\n%d clients for %g s, both apps (bench/loadtest.py\'s mix):' % (
+        args.clients, args.seconds))
+    for label in ('floor', 'one node', 'the cluster'):
+        loadtest.report('floor (no-op app)' if label == 'floor' else
+                        'MiniTwit on ' + label, loads[label],
+                        None if label == 'floor' else loads['floor'])
+    failed = any(s['error_count'] or s.get('verify') for label, s in
+                 replays.items() if 'causal' not in label) or \
+        any(loads[label]['errors'] for label in loads)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
