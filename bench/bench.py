@@ -48,6 +48,18 @@ def replay_side_by_side(servers, actions):
     return summaries
 
 
+def print_table(title, summaries):
+    """The replay's summaries (label -> summary, the floor's first) as a
+    table, each app beside the floor."""
+    print(title)
+    print('%-36s %9s %8s %8s %8s %8s %8s %7s  %s' % (
+        '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
+        'errors', 'final state'))
+    for label, summary in summaries.items():
+        print(row('floor (no-op app)' if label == 'floor' else
+                  'sim_api on ' + label, summary, summaries['floor']))
+
+
 def row(label, summary, floor):
     share = '%.2fx' % (summary['rps'] / floor['rps']) \
         if summary is not floor else '(floor)'
@@ -109,15 +121,8 @@ def main(argv=None):
         print('replaying %d actions against %s, %d at a time each...' % (
             len(actions), ', '.join(servers), BLOCK), file=sys.stderr)
         summaries = replay_side_by_side(servers, actions)
-    floor = summaries['floor']
-    print('%s: %d actions, sequential, one connection per request' % (
-        args.scenario, len(actions)))
-    print('%-36s %9s %8s %8s %8s %8s %8s %7s  %s' % (
-        '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
-        'errors', 'final state'))
-    for label, summary in summaries.items():
-        print(row('floor (no-op app)' if label == 'floor' else
-                  'sim_api on ' + label, summary, floor))
+    print_table('%s: %d actions, sequential, one connection per request' % (
+        args.scenario, len(actions)), summaries)
     failed = any(s['error_count'] or s.get('verify')
                  for s in summaries.values())
     return 1 if failed else 0

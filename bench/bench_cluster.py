@@ -88,14 +88,8 @@ def main(argv=None):
                                       args.clients, args.processes,
                                       args.seconds, 100_000)
 
-    print('%s: %d actions, sequential, one connection per request' % (
-        args.scenario, len(actions)))
-    print('%-36s %9s %8s %8s %8s %8s %8s %7s  %s' % (
-        '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
-        'errors', 'final state'))
-    for label, summary in replays.items():
-        print(bench.row('floor (no-op app)' if label == 'floor' else
-                        'sim_api on ' + label, summary, replays['floor']))
+    bench.print_table('%s: %d actions, sequential, one connection per '
+                      'request' % (args.scenario, len(actions)), replays)
     print('\n%d clients for %g s, both apps (bench/loadtest.py\'s mix):' % (
         args.clients, args.seconds))
     for label in ('floor', 'one node', 'the cluster'):

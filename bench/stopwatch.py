@@ -46,26 +46,22 @@ def _timed(cls, name, sends, label=None):
     setattr(cls, name, timed)
 
 
+# What each driver's connection does that reaches the server: (method, a
+# round trip?, what to note instead of its SQL).
+TIMED = (('query', True, None), ('next_result', False, None),
+         ('store_result', False, None), ('ping', True, 'PING'),
+         ('commit', True, 'COMMIT'), ('rollback', True, 'ROLLBACK'))
+
+
 def _instrument():
-    try:
-        import pymysql.connections as pymysql
-        _timed(pymysql.Connection, 'query', True)
-        _timed(pymysql.Connection, 'next_result', False)
-        _timed(pymysql.Connection, 'ping', True, 'PING')
-        _timed(pymysql.Connection, 'commit', True, 'COMMIT')
-        _timed(pymysql.Connection, 'rollback', True, 'ROLLBACK')
-    except ImportError:
-        pass
-    try:
-        import MySQLdb.connections as mysqlclient
-        _timed(mysqlclient.Connection, 'query', True)
-        _timed(mysqlclient.Connection, 'next_result', False)
-        _timed(mysqlclient.Connection, 'store_result', False)
-        _timed(mysqlclient.Connection, 'ping', True, 'PING')
-        _timed(mysqlclient.Connection, 'commit', True, 'COMMIT')
-        _timed(mysqlclient.Connection, 'rollback', True, 'ROLLBACK')
-    except ImportError:
-        pass
+    for module in ('pymysql.connections', 'MySQLdb.connections'):
+        try:
+            connection = importlib.import_module(module).Connection
+        except ImportError:
+            continue
+        for name, sends, label in TIMED:
+            if hasattr(connection, name):
+                _timed(connection, name, sends, label)
 
 
 _instrument()

@@ -1,0 +1,66 @@
+"""The benchmarks still run, end to end, on a small generated scenario: the
+figures in docs/benchmarks.md come from them, so they must not rot. Only
+that they finish and that what they check holds (no error, the final
+state exact) is asserted here, never a figure."""
+import subprocess
+import sys
+
+import pytest
+
+from bench.serving import ROOT
+from simulator import gen_scenario
+
+pytestmark = pytest.mark.slow
+GALERA = ('mariadbd', 'mariadb-install-db', 'rsync',
+          '/usr/lib/galera/libgalera_smm.so')
+
+
+@pytest.fixture(scope='module')
+def scenario(tmp_path_factory):
+    path = tmp_path_factory.mktemp('bench') / 'scenario.csv'
+    gen_scenario.main(['--seed', '21', '--users', '20', '--actions', '400',
+                       '-o', str(path)])
+    return str(path)
+
+
+def run(*args, timeout=240):
+    done = subprocess.run([sys.executable, '-m', *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_bench_replays_on_each_backend_beside_the_floor(scenario, backend,
+                                                        request):
+    args = ['bench.bench', '--scenario', scenario, '--backends', backend]
+    if backend == 'mariadb':
+        from conftest import MARIADB_URL
+        args += ['--mariadb', MARIADB_URL, '--drivers', 'pymysql,mysqlclient']
+    out = run(*args)
+    assert 'floor (no-op app)' in out
+    rows = [line for line in out.splitlines() if line.startswith('sim_api on')]
+    assert len(rows) == (2 if backend == 'mariadb' else 1)
+    assert all(line.endswith('exact') for line in rows), out
+
+
+@pytest.mark.needs('mariadbd', 'mariadb-install-db')
+def test_the_profile_accounts_for_every_action(scenario):
+    out = run('bench.profile_api', '--scenario', scenario)
+    table = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+             if line.split() and line.split()[0] in
+             ('register', 'tweet', 'follow', 'unfollow')}
+    assert '0 errors' in out
+    assert sum(int(cells[0]) for cells in table.values()) == 400
+    # A write with its `latest` is one round trip of BEGIN, it, latest, COMMIT.
+    assert table['tweet'][1:3] == ['4.00', '1.00']
+
+
+@pytest.mark.needs(*GALERA)
+@pytest.mark.timeout(400)
+def test_bench_cluster_runs_on_one_node_and_on_three(scenario):
+    out = run('bench.bench_cluster', '--scenario', scenario, '--clients', '4',
+              '--processes', '2', '--seconds', '1', timeout=360)
+    for label in ('one node', 'the cluster', 'the cluster, causal=false'):
+        assert any(line.startswith('sim_api on %s ' % label) and
+                   line.endswith('exact') for line in out.splitlines()), out
+    assert out.count('errors: 0') == 3
