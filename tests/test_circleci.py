@@ -94,11 +94,19 @@ def test_deploy_follows_the_tests_on_main_and_releases_are_weekly():
     for name in ('deploy', 'release'):
         assert 'trust-servers' in config['jobs'][name]['steps']
     assert 'add_ssh_keys' in config['commands']['trust-servers']['steps']
-    # The tests get a MariaDB of their own.
-    executor = config['executors'][config['jobs']['test']['executor']]
-    assert executor['docker'][1]['image'].startswith('mariadb:')
-    assert executor['environment']['TEST_MARIADB_URL'] == \
-        'mysql://root@127.0.0.1:3306'
+    # The tests run as root in a privileged Debian 12 container (they boot a
+    # host and make network namespaces), on a VM, beside a MariaDB of their
+    # own, and through .ci/run.
+    test = config['jobs']['test']
+    assert 'machine' in config['executors'][test['executor']]
+    commands = '\n'.join(step['run']['command'] for step in test['steps']
+                         if isinstance(step, dict) and 'run' in step)
+    assert re.search(r'docker run -d --name mariadb --network host .*mariadb:10\.11',
+                     commands.replace('\\\n', ''))
+    run = commands.replace('\\\n', '')
+    assert re.search(r'docker run --rm --privileged .*python:3\.11-bookworm '
+                     r'\.ci/run lint test', run), run
+    assert 'TEST_MARIADB_URL=mysql://root@127.0.0.1:3306' in run
 
 
 @pytest.mark.needs('shellcheck', 'ruby', 'vagrant', 'systemd-analyze')
