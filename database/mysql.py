@@ -208,6 +208,12 @@ def errno(error):
     return None
 
 
+def pause(attempt):
+    """Before attempt `attempt` + 1 of what the server rolled back: a random
+    while, up to 2, 4, 8 ... 32 ms, so that colliding writers take turns."""
+    time.sleep(random.uniform(0, min(0.001 * 2 ** attempt, 0.032)))
+
+
 def is_read(sql):
     return sql.lstrip()[:6].upper() in ('SELECT', 'SHOW')
 
@@ -342,22 +348,31 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
     # --- statements --------------------------------------------------------
 
     def execute_sql(self, sql, params=None):
-        """Run one statement; again on a new connection (another node, if
-        this one failed) when that is safe: nothing was sent or run, or it
-        is a read outside a transaction."""
+        """Run one statement. Outside a transaction, again when that is
+        safe: on a new connection (another node, if this one failed) when
+        nothing was sent or run, or for a read; after a pause when the
+        server rolled it back (1213), as run_transaction does."""
         if self._must_wait():
             sql = galera.SYNC_WAIT + sql
-        try:
-            return super().execute_sql(sql, params)
-        except (OperationalError, InterfaceError) as error:
-            code = errno(error)
-            self._node_failed(code)
-            if self.in_transaction() or not (
-                    code in (NOTHING_SENT, NOT_RUN) or
-                    (code in CONNECTION_ERRORS and is_read(sql))):
-                raise
-            self.replace_connection()
-            return super().execute_sql(sql, params)
+        attempt, replaced = 1, False
+        while True:
+            try:
+                return super().execute_sql(sql, params)
+            except (OperationalError, InterfaceError) as error:
+                code = errno(error)
+                self._node_failed(code)
+                if self.in_transaction():
+                    raise
+                if code == ROLLED_BACK and attempt < TRANSACTION_ATTEMPTS:
+                    pause(attempt)
+                    attempt += 1
+                elif not replaced and (
+                        code in (NOTHING_SENT, NOT_RUN) or
+                        (code in CONNECTION_ERRORS and is_read(sql))):
+                    replaced = True
+                    self.replace_connection()
+                else:
+                    raise
 
     def run_transaction(self, statements):
         """Run (sql, params) statements as one transaction: a Result
@@ -379,8 +394,7 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
                     replaced += 1
                     self.replace_connection()
                 elif code == ROLLED_BACK and attempt < TRANSACTION_ATTEMPTS:
-                    time.sleep(random.uniform(0, min(0.001 * 2 ** attempt,
-                                                     0.032)))
+                    pause(attempt)
                     attempt += 1
                 else:
                     raise

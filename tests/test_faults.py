@@ -131,6 +131,42 @@ def test_mariadb_goes_away_mid_replay_and_comes_back(mariadb, db_url,
     assert stored_exactly(client, db_url, acked)
 
 
+# --- the server closes the pooled connections ---------------------------------
+
+def test_pooled_connections_killed_by_the_server_are_replaced_unseen(
+        db_url, start_server):
+    """KILL (as wait_timeout or a restart would) every connection the app
+    holds: its next requests, writes included, succeed as if nothing had
+    happened; the pool notices without asking the server (no ping)."""
+    server = start_server('sim_api:app', db_url)
+    client = Client(server.url, timeout=WAIT)
+    actions = generate_actions(seed=3, users=10, actions=120)
+    registered = set()
+    first = [send(client, a)[0] for a in actions[:60]]
+    assert wrong_answers(actions[:60], first, registered) == []
+    name = urlparse(db_url).path[1:]
+    with connect(db_url) as admin, admin.cursor() as cur:
+        cur.execute('SELECT id FROM information_schema.processlist '
+                    'WHERE db = %s AND id != CONNECTION_ID()', (name,))
+        killed = [row[0] for row in cur.fetchall()]
+        for connection_id in killed:
+            cur.execute('KILL %d' % connection_id)
+    assert killed, 'the app held no connection'
+    pings = admin_commands(db_url)
+    rest = [send(client, a)[0] for a in actions[60:]]
+    assert wrong_answers(actions[60:], rest, registered) == []
+    assert admin_commands(db_url) == pings  # COM_PING counts as one
+    assert stored_exactly(client, db_url, actions)
+
+
+def admin_commands(url):
+    """The server's count of COM_PING and other administrative commands
+    (this server of the tests' own serves nobody else)."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Com_admin_commands'")
+        return int(cur.fetchone()[1])
+
+
 # --- an app is killed mid-replay and started again -----------------------------
 
 @pytest.mark.parametrize('backend', ['mariadb', 'sqlite'])
