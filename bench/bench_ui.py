@@ -288,6 +288,31 @@ def run(name, urls, args):
             server.close()
 
 
+def compare(url, before_root, args):
+    """The pages of the database at `url` (seeded with args.messages) from
+    the checkout `before_root` and from this one, side by side, one request
+    to each in turn: {label: ((p50, p99) before, (p50, p99) now)}."""
+    seed(url, args.messages, args)
+    with Server('minitwit:app', url, root=before_root) as before, \
+            Server('minitwit:app', url) as now:
+        browsers = []
+        for server in (before, now):
+            anonymous, home = Browser(server.url), Browser(server.url)
+            home.sign_in('user%d' % HOME_USER, PASSWORD)
+            browsers.append((anonymous, home))
+        figures = {}
+        for label, path, signed_in, _ in pages(args.messages):
+            times = ([], [])
+            for n in range(args.requests + 1):
+                for which in ((0, 1) if n % 2 else (1, 0)):
+                    anonymous, home = browsers[which]
+                    times[which].extend(latencies(
+                        home if signed_in else anonymous, path, 1,
+                        0 if n else 20))
+            figures[label] = tuple(percentiles(t[1:]) for t in times)
+    return figures
+
+
 def report(all_results, args):
     """The table, and how each target came out."""
     print('\n%-8s %10s  %-26s %8s %8s' % ('database', 'messages', 'page',
@@ -334,7 +359,18 @@ def main():
                         help='messages at the second measurement')
     parser.add_argument('--requests', type=int, default=500,
                         help='GETs per page and measurement')
+    parser.add_argument('--before', metavar='CHECKOUT',
+                        help="instead: another checkout's web UI beside this "
+                        "one's, on one database of --messages on --mariadb")
     args = parser.parse_args()
+    if args.before:
+        with fresh_mariadb(args.mariadb, MARIADB_DATABASE + '_before') as url:
+            figures = compare(url, args.before, args)
+        print('\n%-26s %16s %16s' % ('page', args.before[-16:], 'this checkout'))
+        for label, (before, now) in figures.items():
+            print('%-26s %7.1f / %6.1f %7.1f / %6.1f  (p50 / p99 ms)' % (
+                label, *before, *now))
+        return
     sizes = (args.small, args.messages)
     results = {}
     if args.only in (None, 'sqlite'):

@@ -83,14 +83,15 @@ def waitress_serve():
 
 
 class Server:
-    """`waitress-serve APP` on 127.0.0.1 and a free port, in its own process.
+    """`waitress-serve APP` on 127.0.0.1 and a free port, in its own process,
+    from the checkout `root` (this one, or another to compare with).
 
     Its output goes to a temporary file: `output()` reads it.
     """
 
     def __init__(self, app, database_url=None, env=None, args=(),
-                 port=None, wait=True):
-        self.app = app
+                 port=None, wait=True, root=ROOT):
+        self.app, self.root = app, root
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
@@ -106,7 +107,7 @@ class Server:
         self.process = subprocess.Popen(
             [waitress_serve(), '--listen=127.0.0.1:%d' % self.port,
              *WAITRESS_FLAGS, *self.args, self.app],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_until_up()
 
