@@ -156,7 +156,8 @@ def front_nginx(directory, hosts):
 
 
 def node_of(url):
-    """(address, port) of the node the API at `url` says it uses."""
+    """(address, port) of the node the API at `url` says it uses, and the
+    size of the cluster it sees."""
     health = Client(url, timeout=10).get_json('/healthz')['database']
     address, port = health['node'].rsplit(':', 1)
     return address, int(port), health['cluster_size']
