@@ -23,7 +23,12 @@
 #   DEPLOYED_BY      who deploys, for revisions.log (user@this-machine)
 #
 # It stops at the first host that fails, leaving the rest untouched, and
-# exits non-zero then.
+# exits non-zero then. With several hosts (behind a load balancer) it never
+# takes the last healthy one out: before it touches a host, one of the
+# other hosts named must answer its health check (its own nginx's
+# PUBLIC_API_URL/healthz, asked over SSH), unless the host is not serving
+# anyway; and after each host, that host must answer before it goes on.
+# Name a single host to deploy to it whatever the others do.
 set -euo pipefail
 
 SSH_PORT=${SSH_PORT:-22}
@@ -99,6 +104,57 @@ rollback_host() {
     DEPLOY_ROOT=$ROOT DEPLOYED_BY=$(printf %q "$DEPLOYED_BY") $ROOT/current/deploy/server.sh rollback"
 }
 
+serving() {
+  # Whether host $1 answers its health check: nginx there, with that host's
+  # settings (deploy/settings.sh: PUBLIC_API_URL), passes /healthz on to
+  # its live API, which answers 200 (the database is reached). A host with
+  # nothing deployed, or that SSH does not reach, is not serving.
+  (
+    parse_host "$1"
+    on_host "test -f $ROOT/current/deploy/settings.sh &&
+      DEPLOY_ROOT=$ROOT HERE=$ROOT/current/deploy bash -c '. \"\$HERE/settings.sh\" &&
+        curl -fsS -m 5 -o /dev/null \"\$PUBLIC_API_URL/healthz\"'" >/dev/null 2>&1
+  ) </dev/null
+}
+
+others_serving() {
+  # Whether any named host but number $1 answers its health check (the
+  # first that does is enough).
+  local j
+  for j in "${!hosts[@]}"; do
+    ((j != $1)) || continue
+    if serving "${hosts[j]}"; then
+      echo "==> ${hosts[$1]}: ${hosts[j]} is healthy and keeps serving meanwhile"
+      return 0
+    fi
+  done
+  return 1
+}
+
+may_take_out() {
+  # Whether host number $1 may be deployed to or rolled back now: it is the
+  # only host named, another one named is healthy, or it serves nothing
+  # anyway. Says why not.
+  local doing="deploying to"
+  [[ $action == deploy ]] || doing="rolling back"
+  ((${#hosts[@]} > 1)) || return 0
+  others_serving "$1" && return 0
+  if serving "${hosts[$1]}"; then
+    echo "deploy.sh: not $doing ${hosts[$1]}: no other host is healthy, and ${hosts[$1]} is serving (if this one fails too, nobody answers; name it alone to $action it anyway)" >&2
+    return 1
+  fi
+  echo "==> ${hosts[$1]}: no other host is healthy, but ${hosts[$1]} is not serving either"
+}
+
+back_in_service() {
+  # Whether host number $1, just deployed to or rolled back, answers its
+  # health check, when more hosts follow it (they rely on it meanwhile).
+  (($1 + 1 < ${#hosts[@]})) || return 0
+  serving "${hosts[$1]}" && return 0
+  echo "deploy.sh: ${hosts[$1]} does not answer its health check after the $action: stopping here" >&2
+  return 1
+}
+
 newest_tarball() {
   local file newest=
   for file in "$(dirname "$0")"/dist/minitwit-*.tar.gz; do
@@ -133,9 +189,11 @@ if [[ $action == deploy ]]; then
 fi
 
 hosts=("$@")
+for host in "${hosts[@]}"; do parse_host "$host"; done  # dies on a bad one
 for i in "${!hosts[@]}"; do
   parse_host "${hosts[i]}"
-  if ! check_host_key || ! "${action}_host" "${hosts[i]}"; then
+  if ! check_host_key || ! may_take_out "$i" || ! "${action}_host" "${hosts[i]}" ||
+     ! back_in_service "$i"; then
     echo "==> ${hosts[i]}: $action FAILED" >&2
     if ((i + 1 < ${#hosts[@]})); then
       echo "==> not attempted: ${hosts[*]:i+1}" >&2

@@ -1,10 +1,15 @@
-"""Throwaway servers for the delivery tests, all on 127.0.0.1.
+"""Throwaway servers for the delivery tests, on 127.0.0.1 by default.
 
 A `Host` is what a droplet is to deploy.sh: deploy/provision.sh lays it out
 in a scratch root (--root), an OpenSSH server lets the test's key in, and
 nginx serves the provisioned site on free ports. Its apps run as plain
 background processes (MINITWIT_SUPERVISOR=process), since there is no
 systemd here. `close()` stops everything it and its deploys started.
+
+A Host may also live at another address, in a network namespace of its own
+(tests/netns.py): `address` is where its sshd and nginx listen, `prefix`
+the command that runs a program in there (`ip netns exec NAME`); what its
+deploys start, they start over SSH, so in there too.
 """
 import getpass
 import http.client
@@ -65,17 +70,17 @@ def broken_release(tarball, version):
     return broken
 
 
-def wait_for_port(port, process, what, timeout=20):
+def wait_for_port(port, process, what, timeout=20, address='127.0.0.1'):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError('%s exited with %s' % (what, process.returncode))
         try:
-            with socket.create_connection(('127.0.0.1', port), timeout=1):
+            with socket.create_connection((address, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError('%s is not listening on %d' % (what, port))
+    raise RuntimeError('%s is not listening on %s:%d' % (what, address, port))
 
 
 def kill_pids(pids, sig=signal.SIGTERM, timeout=15):
@@ -117,9 +122,10 @@ class Keys:
 
 
 class Sshd:
-    """Debian's sshd on 127.0.0.1, a throwaway host key, our key let in."""
+    """Debian's sshd on 127.0.0.1 (or `address`, run with `prefix`), a
+    throwaway host key, our key let in."""
 
-    def __init__(self, directory, keys):
+    def __init__(self, directory, keys, address='127.0.0.1', prefix=()):
         directory.mkdir(parents=True)
         host_key = directory / 'host_key'
         subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f',
@@ -129,7 +135,7 @@ class Sshd:
         self.port = free_port()
         config = directory / 'sshd_config'
         config.write_text('\n'.join([
-            'Port %d' % self.port, 'ListenAddress 127.0.0.1',
+            'Port %d' % self.port, 'ListenAddress %s' % address,
             'HostKey %s' % host_key, 'AuthorizedKeysFile %s' % authorized,
             'PidFile %s' % (directory / 'sshd.pid'),
             'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
@@ -141,12 +147,12 @@ class Sshd:
         if not os.path.isdir('/run/sshd') and os.geteuid() == 0:
             os.makedirs('/run/sshd', mode=0o755)
         with keys.known_hosts.open('a') as known:
-            known.write('[127.0.0.1]:%d %s\n' % (self.port, ' '.join(
+            known.write('[%s]:%d %s\n' % (address, self.port, ' '.join(
                 host_key.with_suffix('.pub').read_text().split()[:2])))
         self.log = directory / 'sshd.log'
         self.process = subprocess.Popen(
-            [SSHD, '-D', '-f', str(config), '-E', str(self.log)])
-        wait_for_port(self.port, self.process, 'sshd')
+            [*prefix, SSHD, '-D', '-f', str(config), '-E', str(self.log)])
+        wait_for_port(self.port, self.process, 'sshd', address=address)
 
     def close(self):
         self.process.terminate()
@@ -154,9 +160,12 @@ class Sshd:
 
 
 class Nginx:
-    """nginx with a prefix of its own, serving what `include` names."""
+    """nginx with a prefix of its own, serving what `include` names;
+    started with the command `prefix` (`command` is nginx's own, without
+    it: what runs where nginx runs)."""
 
-    def __init__(self, directory, include):
+    def __init__(self, directory, include, prefix=()):
+        self.prefix = list(prefix)
         directory.mkdir(parents=True)
         self.pid_file = directory / 'nginx.pid'
         conf = directory / 'nginx.conf'
@@ -173,7 +182,8 @@ class Nginx:
                         '-e', str(directory / 'error.log')]
 
     def start(self):
-        result = subprocess.run(self.command, capture_output=True, text=True)
+        result = subprocess.run(self.prefix + self.command,
+                                capture_output=True, text=True, timeout=30)
         assert result.returncode == 0, result.stderr
 
     def close(self):
@@ -185,14 +195,16 @@ class Host:
     """A provisioned server that deploy.sh reaches over SSH."""
 
     def __init__(self, directory, keys, database_url, wheels=None,
-                 **settings):
+                 address='127.0.0.1', prefix=(), **settings):
         self.scratch = directory
+        self.address = address
         self.root = directory / 'opt' / 'minitwit'
         self.closers = []
         self.web_port, self.api_port = free_port(), free_port()
         self.http_port, self.api_https_port = free_port(), free_port()
         nginx = Nginx(directory / 'nginx',
-                      directory / 'etc' / 'nginx' / 'sites-enabled' / '*')
+                      directory / 'etc' / 'nginx' / 'sites-enabled' / '*',
+                      prefix)
         # This server's settings, before provisioning (which keeps them):
         # no systemd here, so the slots are background processes.
         settings = dict({
@@ -201,18 +213,18 @@ class Host:
             'GREEN_WEB_PORT': free_port(), 'GREEN_API_PORT': free_port(),
             'NGINX_COMMAND': '"%s"' % ' '.join(nginx.command),
             'NGINX_PID': nginx.pid_file,
-            'PUBLIC_API_URL': 'http://127.0.0.1:%d' % self.api_port,
+            'PUBLIC_API_URL': 'http://%s:%d' % (address, self.api_port),
             'HEALTH_TIMEOUT': 60}, **settings)
         (self.root / 'shared').mkdir(parents=True)
         (self.root / 'shared' / 'host.env').write_text(''.join(
             '%s=%s\n' % item for item in settings.items()))
         result = run([str(Path(ROOT) / 'deploy' / 'provision.sh'), '--root',
                       str(directory)],
-                     env={'HTTP_LISTEN': '127.0.0.1:%d' % self.http_port,
-                          'HTTPS_LISTEN': '127.0.0.1:%d' % self.web_port,
-                          'API_LISTEN': '127.0.0.1:%d' % self.api_port,
-                          'API_HTTPS_LISTEN': '127.0.0.1:%d'
-                          % self.api_https_port})
+                     env={'HTTP_LISTEN': '%s:%d' % (address, self.http_port),
+                          'HTTPS_LISTEN': '%s:%d' % (address, self.web_port),
+                          'API_LISTEN': '%s:%d' % (address, self.api_port),
+                          'API_HTTPS_LISTEN': '%s:%d'
+                          % (address, self.api_https_port)})
         assert result.returncode == 0, result.stdout + result.stderr
         if wheels is not None:
             # A wheelhouse filled by an earlier deploy, as on a server that
@@ -227,20 +239,20 @@ class Host:
         try:
             nginx.start()
             self.closers.append(nginx.close)
-            self.sshd = Sshd(directory / 'sshd', keys)
+            self.sshd = Sshd(directory / 'sshd', keys, address, prefix)
             self.closers.append(self.sshd.close)
         except BaseException:
             self.close()
             raise
-        self.spec = 'ssh://%s@127.0.0.1:%d%s' % (USER, self.sshd.port,
-                                                 self.root)
+        self.spec = 'ssh://%s@%s:%d%s' % (USER, address, self.sshd.port,
+                                          self.root)
         # The web UI over HTTPS (its port 80 only redirects there), the
         # simulator API over plain HTTP (as the simulator calls it) and
         # HTTPS; the self-signed certificate provisioning made.
-        self.api = 'http://127.0.0.1:%d' % self.api_port
-        self.api_https = 'https://127.0.0.1:%d' % self.api_https_port
-        self.web = 'https://127.0.0.1:%d' % self.web_port
-        self.web_http = 'http://127.0.0.1:%d' % self.http_port
+        self.api = 'http://%s:%d' % (address, self.api_port)
+        self.api_https = 'https://%s:%d' % (address, self.api_https_port)
+        self.web = 'https://%s:%d' % (address, self.web_port)
+        self.web_http = 'http://%s:%d' % (address, self.http_port)
         self.certificate = directory / 'etc' / 'minitwit' / 'tls' / \
             'selfsigned-cert.pem'
 

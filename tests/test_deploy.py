@@ -268,6 +268,58 @@ def test_rolling_deploy_goes_host_by_host_and_stops_at_a_failure(
     assert '*Åse: Hej' in ctl('inspect').stdout
 
 
+@pytest.mark.slow
+@SERVERS
+@pytest.mark.parametrize('backend', [BACKEND])
+def test_a_rolling_deploy_never_takes_the_last_healthy_host_out(
+        tmp_path, keys, hosts, make_db_url):
+    """Before deploy.sh touches a host, another host named must answer its
+    health check, unless this one serves nothing anyway."""
+    database_url = make_db_url()
+    first, second = hosts('h4', database_url), hosts('h5', database_url)
+    v1, v2 = (make_dist(tmp_path / 'dist', v) for v in ('v1', 'v2'))
+
+    # A first deploy: nothing serves yet, so the first host may go; the
+    # second goes once the first answers.
+    result = deploy(first.spec, second.spec, tarball=v1, keys=keys)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '==> %s: no other host is healthy, but %s is not serving either' \
+        % (first.spec, first.spec) in result.stdout
+    assert '==> %s: %s is healthy and keeps serving meanwhile' % (
+        second.spec, first.spec) in result.stdout
+    on_first, on_second = release_of(first.api), release_of(second.api)
+
+    # The second host is down (its apps stopped): the first is the last
+    # one serving, and is refused; nothing changes anywhere.
+    stop = run([str(second.root / 'current' / 'ops' / 'minitwitctl'), 'stop'],
+               env={'DEPLOY_ROOT': str(second.root)})
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert get(second.api + '/healthz')[0] == 502
+    result = deploy(first.spec, second.spec, tarball=v2, keys=keys)
+    assert result.returncode != 0
+    assert 'deploy.sh: not deploying to %s: no other host is healthy, and %s ' \
+        'is serving' % (first.spec, first.spec) in result.stderr
+    assert '==> %s: deploy FAILED' % first.spec in result.stderr
+    assert '==> not attempted: %s' % second.spec in result.stderr
+    assert release_of(first.api) == on_first
+    assert get(second.api + '/healthz')[0] == 502
+    for host, release in ((first, on_first), (second, on_second)):
+        assert host.releases() == [release]
+        assert host.revisions() == [('deploy', release)]
+        assert list((host.root / 'incoming').iterdir()) == []
+
+    # The host that is down first (the other one serves meanwhile), then
+    # the other, once the first is back.
+    result = deploy(second.spec, first.spec, tarball=v2, keys=keys)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '==> %s: %s is healthy and keeps serving meanwhile' % (
+        second.spec, first.spec) in result.stdout
+    assert '==> %s: %s is healthy and keeps serving meanwhile' % (
+        first.spec, second.spec) in result.stdout
+    assert release_of(first.api).startswith('v2-')
+    assert release_of(second.api).startswith('v2-')
+
+
 def test_minitwitctl_without_a_deployment_inspects_the_local_database(
         tmp_path):
     ctl = [str(Path(ROOT) / 'ops' / 'minitwitctl')]
