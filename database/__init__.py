@@ -191,6 +191,34 @@ def schema_statements(path=SCHEMA_FILE):
     return statements
 
 
+# A statement of schema.sql that creates one named object if it is missing.
+CREATES = re.compile(r'CREATE (?:UNIQUE )?(TABLE|INDEX|TRIGGER|VIEW) IF NOT EXISTS (\w+)')
+
+
+def existing_objects():
+    """{(kind, name)} of the tables, views, indexes and triggers the MySQL
+    database has. On Galera every DDL statement, even a CREATE ... IF NOT
+    EXISTS that changes nothing, is replicated to every node in total
+    order (TOI): each stalls the cluster's writes for a moment, and a
+    CREATE TRIGGER on a table other nodes are writing to can end in an
+    "MDL BF-BF conflict" that hangs a node. So what exists is not sent."""
+    found = set()
+    for kind, query in (
+            ('TABLE', 'SELECT table_name FROM information_schema.tables '
+                      'WHERE table_schema = DATABASE()'),
+            ('INDEX', 'SELECT index_name FROM information_schema.statistics '
+                      'WHERE table_schema = DATABASE()'),
+            ('TRIGGER', 'SELECT trigger_name FROM information_schema.triggers '
+                        'WHERE trigger_schema = DATABASE()')):
+        cursor = db.cursor()
+        cursor.execute(query)
+        for (name,) in cursor.fetchall():
+            found.add((kind, name))
+            if kind == 'TABLE':
+                found.add(('VIEW', name))
+    return found
+
+
 def create_schema():
     """Run schema.sql: creates what is missing, touches nothing else."""
     global _schema_ready
@@ -198,7 +226,11 @@ def create_schema():
         if _schema_ready:
             return
         with db.connection_context():
+            existing = existing_objects() if is_mysql() else set()
             for statement in schema_statements():
+                creates = CREATES.match(statement)
+                if creates and creates.groups() in existing:
+                    continue
                 try:
                     # No parameters, so that '%' is SQL's, not a placeholder.
                     with __exception_wrapper__:

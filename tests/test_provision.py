@@ -310,7 +310,8 @@ def test_a_galera_node_bootstraps_or_joins_with_its_peers_only(scratch):
                  'wsrep_provider = /usr/lib/galera/libgalera_smm.so',
                  'wsrep_cluster_address = gcomm://10.0.0.1,10.0.0.2,10.0.0.3',
                  'wsrep_node_address = 10.0.0.1', 'wsrep_sst_method = mariabackup',
-                 'binlog_format = ROW', 'innodb_autoinc_lock_mode = 2'):
+                 'binlog_format = ROW', 'innodb_autoinc_lock_mode = 2',
+                 'log_bin_trust_function_creators = 1'):
         assert line in galera
     assert 'bind-address = 10.0.0.1' in (cnf / '60-minitwit.cnf').read_text()
     # The state transfers' password: generated, in a file for root and
