@@ -4,7 +4,11 @@ One database is built by running schema.sql (what the apps and `make initdb`
 do), another by peewee from the models; their catalogues must agree column
 by column, index by index and foreign key by foreign key.
 """
+import os
 import re
+
+import pytest
+from conftest import MARIADB_URL
 
 import database
 import models
@@ -106,3 +110,48 @@ def test_schema_sql_is_idempotent_and_seeds_latest_once(make_db_url):
     with database.connection():
         assert models.Latest.select().count() == 1
         assert models.Latest.get_value() == -1
+
+
+@pytest.mark.skipif(not MARIADB_URL, reason='needs TEST_MARIADB_URL: what '
+                    'is sent to MySQL')
+def test_a_complete_schema_sends_no_ddl_to_mysql(mariadb_admin, monkeypatch):
+    """On Galera every DDL statement is replicated to every node in total
+    order, even a CREATE ... IF NOT EXISTS that changes nothing, and a
+    CREATE TRIGGER while other nodes write can hang one: a restart (or a
+    deploy's initdb) on a complete schema sends none."""
+    name = 'minitwit_test_ddl_%d' % os.getpid()
+    with mariadb_admin.cursor() as cur:
+        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+    database.configure('%s/%s' % (MARIADB_URL, name))
+    try:
+        sent = schema_run_twice(monkeypatch)
+    finally:
+        database.db.obj.close_all()
+        with mariadb_admin.cursor() as cur:
+            cur.execute('DROP DATABASE %s' % name)
+    assert sent and not [sql for sql in sent if sql.lstrip().startswith('CREATE')]
+
+
+def schema_run_twice(monkeypatch):
+    """Run schema.sql on a new database, then again; what the second run
+    sent."""
+    database.create_schema()
+    sent = []
+    target = database.db.obj
+    cursor = target.cursor
+
+    class Recording:
+        def __init__(self, real):
+            self.real = real
+
+        def execute(self, sql, *args):
+            sent.append(sql)
+            return self.real.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    monkeypatch.setattr(target, 'cursor', lambda *a: Recording(cursor(*a)))
+    database._schema_ready = False
+    database.create_schema()
+    return sent
