@@ -153,12 +153,13 @@ def main(argv=None):
         if args.app_root else 'driver=' + args.driver,
         summary['error_count'], summary['rps']))
     report(profile(records, actions, logged))
-    means = defaultdict(list)
-    for k, s in logged:
-        means[k].append(s)
-    print('server ms per statement (mean): ' + ', '.join(  # KIND_MEANS
-        '%s %.3f' % (k, 1000 * sum(v) / len(v)) for k, v in sorted(means.items())
-        if len(v) > 50))
+    # And each kind of statement's mean, where there are enough of it.
+    times = defaultdict(list)
+    for statement, seconds in logged:
+        times[statement].append(seconds)
+    print('server ms per statement (mean): ' + ', '.join(
+        '%s %.3f' % (statement, 1000 * sum(v) / len(v))
+        for statement, v in sorted(times.items()) if len(v) > 50))
     return 1 if summary['error_count'] else 0
 
 

@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from host.bootedhost import netns_pids
+
 PREFIX = 'mtc-'
 LOCK = Path('/run/minitwit-test-cluster.lock')
 NETWORK = '10.232.%d.%d'
@@ -41,20 +43,9 @@ def _ip(*args, check=True):
 
 
 def _namespace_pids(name):
-    """The processes in network namespace `name` (as `ip netns pids`)."""
-    try:
-        target = os.stat('/run/netns/' + name).st_ino
-    except FileNotFoundError:
-        return set()
-    pids = set()
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                if os.stat('/proc/%s/ns/net' % entry).st_ino == target:
-                    pids.add(int(entry))
-            except OSError:
-                pass
-    return pids - {os.getpid()}
+    """The processes in network namespace `name` (as `ip netns pids`), this
+    one aside."""
+    return netns_pids(name) - {os.getpid()}
 
 
 def _signal_all(pids, sig):

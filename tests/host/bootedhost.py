@@ -419,7 +419,7 @@ def _remove_cgroups(dirs):
             pass
 
 
-def _netns_pids(netns):
+def netns_pids(netns):
     """Processes in the named network namespace (what `ip netns pids` does)."""
     try:
         target = os.stat('/run/netns/' + netns).st_ino
@@ -476,7 +476,7 @@ def _force_cleanup(state):
     netns, cgroups = state['netns'], state['cgroups']
     # Killing the container's PID 1 kills its whole PID namespace, so
     # commands nsenter started in there go with it.
-    _kill_all(lambda: _cgroup_pids(cgroups) | _netns_pids(netns))
+    _kill_all(lambda: _cgroup_pids(cgroups) | netns_pids(netns))
     if os.path.exists('/run/netns/' + netns):
         _ip('netns', 'delete', netns)
     _delete_link(state['veth'])
