@@ -16,7 +16,10 @@ SCREENSHOTS ?= $(ARTIFACTS)/screenshots
 TEST_MARIADB_URL ?=
 # The suite runs in this many processes (pytest-xdist): 4 minutes, not 6, on 2 cores.
 TEST_WORKERS ?= 2
-BENCH_MARIADB_URL ?= mysql://root@127.0.0.1:3306
+# The benchmarks' MariaDB: the local server through its socket, as a server
+# with both roles runs it (deploy/provision.sh), else over TCP.
+MARIADB_SOCKET := /run/mysqld/mysqld.sock
+BENCH_MARIADB_URL ?= $(if $(wildcard $(MARIADB_SOCKET)),mysql://root@localhost?unix_socket=$(MARIADB_SOCKET),mysql://root@127.0.0.1:3306)
 # How every MiniTwit process is served: deploy/defaults.env says it for all.
 WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 
@@ -67,11 +70,11 @@ simulate: install ## replay SCENARIO against URL as the course's simulator does 
 	$(PY) -m simulator.simulate $(SCENARIO) --url $(URL) --verify $(SIMULATE_ARGS)
 
 bench: install-mysql ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
-	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL)
+	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb '$(BENCH_MARIADB_URL)'
 
 bench-drivers: install-mysql ## replay SCENARIO on MariaDB through each MySQL driver peewee supports, side by side
 	$(VENV)/bin/pip install --quiet -r requirements-drivers.txt
-	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb $(BENCH_MARIADB_URL) --backends mariadb \
+	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb '$(BENCH_MARIADB_URL)' --backends mariadb \
 	  --drivers pymysql,mysqlclient,mariadb,mysql-connector
 
 bench-cluster: install-mysql ## SCENARIO on one MariaDB node and on a 3-node Galera cluster, sequential and 32 clients

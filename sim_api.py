@@ -18,7 +18,6 @@ import functools
 import hmac
 import json
 import os
-import re
 
 from bottle import Bottle, HTTPResponse, request, response, static_file
 from peewee import IntegrityError
@@ -83,12 +82,13 @@ def authorized():
     return hmac.compare_digest(given, EXPECTED_CREDENTIALS)
 
 
-def query_int(name, default=None, pattern=r'[0-9]{1,18}'):
+def query_int(name, default=None):
     """The query parameter `name` as a non-negative int, or `default`."""
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not re.fullmatch(pattern, raw):
+    # ASCII digits only: str.isdigit() alone takes '²' and other scripts'.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
         raise ApiError(400, '%s must be a non-negative integer' % name)
     return int(raw)
 

@@ -1,13 +1,16 @@
 """Replay a scenario against the simulator API and against the floor.
 
     python -m bench.bench --scenario ../shared/data/minitwit_scenario.csv \\
-        [--mariadb mysql://root@127.0.0.1:3306] [--backends sqlite,mariadb] \\
-        [--drivers pymysql,mysqlclient]
+        [--mariadb mysql://root@127.0.0.1:3306 [--mariadb ...]] \\
+        [--backends sqlite,mariadb] [--drivers pymysql,mysqlclient] \\
+        [--db-floor] [--before OLD_CHECKOUT [--before-mariadb URL]]
 
 It starts, on the same waitress with the same flags, the no-op app
 (bench/floor_app.py: what the HTTP stack alone costs) and one `sim_api:app`
-per backend on a fresh database of its own (on MariaDB one per driver with
---drivers), and replays the whole scenario through each, sequentially, as
+per backend on a fresh database of its own (on MariaDB one per server or
+transport given, and per driver with --drivers; with --before, another
+checkout's too; with --db-floor, bench/floor_db_app.py on each MariaDB,
+the least a write can cost there), and replays the whole scenario through each, sequentially, as
 the course's simulator does: 500 actions to one server, then the same 500
 to the next, so that a busy moment of the machine falls on all of them
 alike. Every app's final state is then verified. It prints requests/s,
@@ -22,7 +25,7 @@ import tempfile
 
 import pymysql
 
-from bench.serving import Server, fresh_mariadb
+from bench.serving import Server, fresh_mariadb, with_option
 from ops.progress import Progress
 from simulator import simulate
 
@@ -43,7 +46,7 @@ def replay_side_by_side(servers, actions):
         progress.add(len(block))
     summaries = {label: replay.summary() for label, replay in replays.items()}
     for label, replay in replays.items():
-        if label != 'floor':
+        if not label.startswith('floor'):  # the floors keep nothing to check
             summaries[label]['verify'] = simulate.verify(replay.client, actions)
     return summaries
 
@@ -52,38 +55,49 @@ def print_table(title, summaries):
     """The replay's summaries (label -> summary, the floor's first) as a
     table, each app beside the floor."""
     print(title)
-    print('%-36s %9s %8s %8s %8s %8s %8s %7s  %s' % (
+    print('%-44s %9s %8s %8s %8s %8s %8s %7s  %s' % (
         '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
         'errors', 'final state'))
     for label, summary in summaries.items():
-        print(row('floor (no-op app)' if label == 'floor' else
-                  'sim_api on ' + label, summary, summaries['floor']))
+        print(row('floor (no-op app)' if label == 'floor' else label
+                  if label.startswith('floor') else 'sim_api on ' + label,
+                  summary, summaries['floor']))
 
 
 def row(label, summary, floor):
     share = '%.2fx' % (summary['rps'] / floor['rps']) \
         if summary is not floor else '(floor)'
     verified = summary.get('verify')
-    return '%-36s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
+    return '%-44s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
         label, summary['rps'], share, summary['p50_ms'], summary['p90_ms'],
         summary['p99_ms'], summary['max_ms'], summary['error_count'],
         '-' if verified is None else
         'exact' if not verified else '%d differences' % len(verified))
 
 
-def app_urls(backends, drivers, mariadb, folder, scratch):
-    """{label: DATABASE_URL} of a fresh database per app."""
+def transport(url):
+    return 'socket' if 'unix_socket=' in url else 'TCP'
+
+
+def app_urls(backends, drivers, servers, folder, scratch, suffix=''):
+    """{label: DATABASE_URL} of a fresh database per app: on each MariaDB
+    of `servers`, one per driver of `drivers` (None: the default)."""
     urls = {}
     for backend in backends:
         if backend == 'sqlite':
-            urls['sqlite'] = 'sqlite:///%s/bench.db' % folder
+            urls['sqlite'] = 'sqlite:///%s/bench%s.db' % (folder, suffix)
         elif backend == 'mariadb':
-            for driver in drivers or ['auto']:
-                name = 'minitwit_bench' + ('_' + driver.replace('-', '_')
-                                           if drivers else '')
-                url = scratch.enter_context(fresh_mariadb(mariadb, name))
-                label = 'mariadb' if not drivers else 'mariadb, ' + driver
-                urls[label] = url if not drivers else url + '?driver=' + driver
+            for number, server in enumerate(servers):
+                for driver in drivers or ['auto']:
+                    name = 'minitwit_bench%s%s%s' % (
+                        suffix, '_%d' % number if number else '',
+                        '_' + driver.replace('-', '_') if drivers else '')
+                    url = scratch.enter_context(fresh_mariadb(server, name))
+                    label = 'mariadb' + (
+                        ' via ' + transport(server) if len(servers) > 1
+                        else '') + (', ' + driver if drivers else '')
+                    urls[label] = with_option(url, 'driver', driver) \
+                        if drivers else url
         else:
             sys.exit('unknown backend %r' % backend)
     return urls
@@ -92,8 +106,22 @@ def app_urls(backends, drivers, mariadb, folder, scratch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scenario', required=True)
-    parser.add_argument('--mariadb', default='mysql://root@127.0.0.1:3306',
-                        help='MariaDB server for the mariadb runs')
+    parser.add_argument('--mariadb', action='append',
+                        help='MariaDB server for the mariadb runs (default '
+                        'mysql://root@127.0.0.1:3306); again for one more '
+                        'app, on another server or through another '
+                        'transport (?unix_socket=)')
+    parser.add_argument('--db-floor', action='store_true',
+                        help='also replay bench/floor_db_app.py on each '
+                        "MariaDB: the HTTP stack's floor and the database's")
+    parser.add_argument('--before', metavar='CHECKOUT',
+                        help="also replay another checkout's sim_api (the "
+                        'release before, say) in the same turns, on each '
+                        'backend')
+    parser.add_argument('--before-mariadb', metavar='URL',
+                        help='its MariaDB server (default: the first TCP '
+                        'one of --mariadb: an older checkout may not know '
+                        'unix_socket=)')
     parser.add_argument('--backends', default='sqlite,mariadb')
     parser.add_argument('--drivers', help='on MariaDB, one app per driver '
                         '(database/mysql.py knows pymysql, mysqlclient, '
@@ -107,17 +135,33 @@ def main(argv=None):
                  'the course\'s is minitwit_scenario.csv' % args.scenario)
     actions = list(simulate.read_scenario(args.scenario, args.limit))
     drivers = args.drivers.split(',') if args.drivers else None
+    mariadbs = args.mariadb or ['mysql://root@127.0.0.1:3306']
+    backends = args.backends.split(',')
     with tempfile.TemporaryDirectory(prefix='minitwit-bench-') as folder, \
             contextlib.ExitStack() as scratch:
         try:
-            urls = app_urls(args.backends.split(','), drivers, args.mariadb,
-                            folder, scratch)
+            urls = app_urls(backends, drivers, mariadbs, folder, scratch)
+            floors = {} if not args.db_floor else app_urls(
+                ['mariadb'], None, mariadbs, folder, scratch, suffix='_floor')
+            before = {} if not args.before else app_urls(
+                backends, None, [args.before_mariadb or next(
+                    (m for m in mariadbs if transport(m) == 'TCP'),
+                    'mysql://root@127.0.0.1:3306')], folder, scratch,
+                suffix='_before')
         except pymysql.err.OperationalError as error:
-            sys.exit('MariaDB at %s: %s' % (args.mariadb, error))
+            sys.exit('MariaDB: %s' % error)
         servers = {'floor': scratch.enter_context(
             Server('bench.floor_app:app')).url}
+        for label, url in floors.items():
+            servers['floor with ' + label.replace('mariadb', 'MariaDB')] = \
+                scratch.enter_context(Server('bench.floor_db_app:app', url)).url
         for label, url in urls.items():
             servers[label] = scratch.enter_context(Server('sim_api:app', url)).url
+        for label, url in before.items():
+            servers['%s (before: %s)' % (label, os.path.basename(
+                os.path.abspath(args.before)))] = scratch.enter_context(
+                    Server('sim_api:app', url, root=os.path.abspath(
+                        args.before))).url
         print('replaying %d actions against %s, %d at a time each...' % (
             len(actions), ', '.join(servers), BLOCK), file=sys.stderr)
         summaries = replay_side_by_side(servers, actions)

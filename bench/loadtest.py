@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from urllib.parse import quote, urlparse
 
-from bench.serving import Server, fresh_mariadb
+from bench.serving import Server, fresh_mariadb, with_option
 from simulator.simulate import DEADLINE, Client, percentile
 
 # (kind, weight): what one client does next. Two requests in three are the
@@ -238,8 +238,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder, \
             contextlib.ExitStack() as scratch:
         # A new database: a SQLite file, or DATABASE on the MariaDB server.
-        database_url = scratch.enter_context(
-            fresh_mariadb(args.mariadb, DATABASE)) + '?driver=' + args.driver \
+        database_url = with_option(scratch.enter_context(
+            fresh_mariadb(args.mariadb, DATABASE)), 'driver', args.driver) \
             if args.mariadb else \
             'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
         print('MiniTwit on %s; %d clients in %d processes, %g s or %d '

@@ -3,7 +3,7 @@ the statements and round trips it takes, and its milliseconds in the app,
 in the driver (and on the wire) and in the server.
 
     python -m bench.profile_api --scenario ../shared/data/minitwit_scenario.csv \\
-        [--limit N] [--driver mysqlclient] [--app-root OLD_CHECKOUT]
+        [--limit N] [--driver mysqlclient] [--app-root OLD_CHECKOUT] [--tcp]
 
 It starts a MariaDB server of its own (bench.serving.ThrowawayMariaDB,
 logging every statement with its time) and the simulator API with a stopwatch on every
@@ -17,8 +17,10 @@ sequentially as the course's simulator does, then puts together:
 - driver: the time inside the driver's calls, less the server's;
 - app: the time inside the app, less the driver's.
 
---app-root profiles another checkout's sim_api (the release before, say)
-with the same harness. Nothing is asserted: docs/benchmarks.md has the
+The app reaches the server through its Unix socket, as on a server with
+both roles; --tcp over loopback TCP. --app-root profiles another
+checkout's sim_api (the release before, say) with the same harness.
+Nothing is asserted: docs/benchmarks.md has the
 table and the command.
 """
 import argparse
@@ -29,7 +31,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from bench.serving import Server, ThrowawayMariaDB
+from bench.serving import Server, ThrowawayMariaDB, with_option
 from ops.progress import Progress
 from simulator import simulate
 
@@ -122,6 +124,9 @@ def main(argv=None):
     parser.add_argument('--driver', default='auto',
                         help='the MySQL driver (database/mysql.py)')
     parser.add_argument('--app-root', help="another checkout's sim_api")
+    parser.add_argument('--tcp', action='store_true',
+                        help="reach the server over loopback TCP, not its "
+                        "Unix socket (a checkout before unix_socket= needs it)")
     args = parser.parse_args(argv)
     actions = list(simulate.read_scenario(args.scenario, args.limit))
     with tempfile.TemporaryDirectory(prefix='minitwit-profile-') as folder:
@@ -132,9 +137,11 @@ def main(argv=None):
         try:
             with mariadb.connect() as conn, conn.cursor() as cur:
                 cur.execute('CREATE DATABASE profile CHARACTER SET utf8mb4')
-            url = 'mysql://root@127.0.0.1:%d/profile' % mariadb.port
+            url = 'mysql://root@127.0.0.1:%d/profile' % mariadb.port \
+                if args.tcp else \
+                'mysql://root@localhost/profile?unix_socket=%s' % mariadb.socket
             if not args.app_root:
-                url += '?driver=' + args.driver
+                url = with_option(url, 'driver', args.driver)
             env = {'STOPWATCH_APP': 'sim_api:app'}
             if args.app_root:
                 env['STOPWATCH_ROOT'] = os.path.abspath(args.app_root)

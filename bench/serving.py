@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import pymysql
 
@@ -155,8 +155,9 @@ class Server:
 def _mariadb_admin(server_url, *statements):
     """Run `statements` on the MariaDB at `server_url`."""
     parts = urlparse(server_url)
+    socket_file = dict(parse_qsl(parts.query)).get('unix_socket')
     conn = pymysql.connect(host=parts.hostname or '127.0.0.1',
-                           port=parts.port or 3306,
+                           port=parts.port or 3306, unix_socket=socket_file,
                            user=unquote(parts.username or 'root'),
                            password=unquote(parts.password or ''),
                            autocommit=True, connect_timeout=5)
@@ -168,6 +169,11 @@ def _mariadb_admin(server_url, *statements):
         conn.close()
 
 
+def with_option(url, name, value):
+    """`url` with one more query parameter."""
+    return '%s%s%s=%s' % (url, '&' if '?' in url else '?', name, value)
+
+
 @contextlib.contextmanager
 def fresh_mariadb(server_url, name):
     """The URL of database `name` on the MariaDB at `server_url`, created
@@ -175,8 +181,10 @@ def fresh_mariadb(server_url, name):
     the with-block ends."""
     _mariadb_admin(server_url, 'DROP DATABASE IF EXISTS `%s`' % name,
                    'CREATE DATABASE `%s` CHARACTER SET utf8mb4' % name)
+    server, _, options = server_url.partition('?')
     try:
-        yield '%s/%s' % (server_url.rstrip('/'), name)
+        yield '%s/%s%s' % (server.rstrip('/'), name,
+                           '?' + options if options else '')
     finally:
         _mariadb_admin(server_url, 'DROP DATABASE IF EXISTS `%s`' % name)
 

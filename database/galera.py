@@ -79,8 +79,8 @@ class Nodes:
         self.lock = threading.Lock()
 
     def is_down(self, node):
-        with self.lock:
-            return self.down_until.get(node, 0) > time.monotonic()
+        # No lock: a dict read is atomic, and every checkout asks.
+        return self.down_until.get(node, 0) > time.monotonic()
 
     def mark_down(self, node):
         with self.lock:

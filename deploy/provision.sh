@@ -185,15 +185,16 @@ packages() {
 }
 
 database_url() {
-  # Where the apps' data is: MariaDB here (a generated password), or every
-  # node of the cluster (ROLE=app).
+  # Where the apps' data is: MariaDB here (a generated password) through
+  # its Unix socket, which costs a request less than loopback TCP
+  # (docs/benchmarks.md), or every node of the cluster (ROLE=app).
   if [[ $ROLE == app ]]; then
     local nodes password
     nodes=$(IFS=,; echo "${CLUSTER[*]}")
     password=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$DB_PASSWORD")
     echo "mysql://minitwit:$password@$nodes:3306/minitwit"
   else
-    echo "mysql://minitwit:$(secret)@127.0.0.1:3306/minitwit"
+    echo "mysql://minitwit:$(secret)@localhost/minitwit?unix_socket=/run/mysqld/mysqld.sock"
   fi
 }
 

@@ -11,4 +11,4 @@ import-legacy: install ## copy the original's database LEGACY (.db or .sql dump)
 	$(PY) -m ops.import_legacy $(LEGACY) $(IMPORT_ARGS)
 
 bench-import: install ## import a generated 1,000,000-message legacy DB into SQLite and MariaDB
-	$(PY) -m bench.bench_import --mariadb $(BENCH_MARIADB_URL)
+	$(PY) -m bench.bench_import --mariadb '$(BENCH_MARIADB_URL)'

@@ -7,4 +7,4 @@ LOADTEST_ARGS ?=
 
 loadtest: install-mysql ## 32 clients on both apps (SQLite, then MariaDB), beside the no-op floor
 	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
-	$(PY) -m bench.loadtest --mariadb $(BENCH_MARIADB_URL) $(LOADTEST_ARGS)
+	$(PY) -m bench.loadtest --mariadb '$(BENCH_MARIADB_URL)' $(LOADTEST_ARGS)

@@ -2,10 +2,13 @@
 figures in docs/benchmarks.md come from them, so they must not rot. Only
 that they finish and that what they check holds (no error, the final
 state exact) is asserted here, never a figure."""
+import os
 import subprocess
 import sys
+from urllib.parse import urlparse
 
 import pytest
+from conftest import MARIADB_URL
 
 from bench.serving import ROOT
 from simulator import gen_scenario
@@ -34,13 +37,38 @@ def test_bench_replays_on_each_backend_beside_the_floor(scenario, backend,
                                                         request):
     args = ['bench.bench', '--scenario', scenario, '--backends', backend]
     if backend == 'mariadb':
-        from conftest import MARIADB_URL
         args += ['--mariadb', MARIADB_URL, '--drivers', 'pymysql,mysqlclient']
     out = run(*args)
     assert 'floor (no-op app)' in out
     rows = [line for line in out.splitlines() if line.startswith('sim_api on')]
     assert len(rows) == (2 if backend == 'mariadb' else 1)
     assert all(line.endswith('exact') for line in rows), out
+
+
+@pytest.mark.skipif(not MARIADB_URL, reason='TEST_MARIADB_URL is not set')
+def test_bench_compares_transports_floors_and_a_checkout_before(
+        scenario, mariadb_admin):
+    with mariadb_admin.cursor() as cur:
+        cur.execute('SELECT @@socket')
+        [(socket_file,)] = cur.fetchall()
+    if not os.path.exists(socket_file):
+        pytest.skip('the test server is not on this machine')
+    credentials = urlparse(MARIADB_URL).netloc.rpartition('@')[0] or 'root'
+    out = run('bench.bench', '--scenario', scenario, '--backends', 'mariadb',
+              '--mariadb', MARIADB_URL, '--mariadb', 'mysql://%s@localhost'
+              '?unix_socket=%s' % (credentials, socket_file),
+              '--before', ROOT, '--db-floor')
+    rows = {line[:44].strip(): line.split() for line in out.splitlines()
+            if line.startswith(('sim_api on', 'floor with'))}
+    assert sorted(rows) == ['floor with MariaDB via TCP',
+                            'floor with MariaDB via socket',
+                            'sim_api on mariadb (before: %s)'
+                            % os.path.basename(ROOT),
+                            'sim_api on mariadb via TCP',
+                            'sim_api on mariadb via socket'], out
+    for label, cells in rows.items():
+        assert cells[-2:] == (['0', '-'] if label.startswith('floor') else
+                              ['0', 'exact']), out
 
 
 @pytest.mark.needs('mariadbd', 'mariadb-install-db')

@@ -362,7 +362,9 @@ def test_a_droplet_provisioned_deployed_killed_and_rebooted(droplet, tmp_path):
         assert droplet.ssh('stat -c "%a %U:%G" /opt/minitwit/shared/minitwit.env') \
             == '640 root:minitwit\n'
         # MariaDB, with the generated password, utf8mb4, on 127.0.0.1 only.
-        password = re.fullmatch(r'mysql://minitwit:([^@]+)@127\.0\.0\.1:3306/minitwit',
+        # The apps reach it through its socket.
+        password = re.fullmatch(r'mysql://minitwit:([^@]+)@localhost/minitwit'
+                                r'\?unix_socket=/run/mysqld/mysqld\.sock',
                                 env['DATABASE_URL']).group(1)
         code, out = mariadb_as_minitwit(
             droplet, password, 'SELECT CURRENT_USER(), @@character_set_server, @@bind_address')

@@ -74,8 +74,9 @@ def test_the_environment_file_holds_generated_secrets(scratch):
     env_file = scratch / 'opt/minitwit/shared/minitwit.env'
     assert env_file.stat().st_mode & 0o777 == 0o640
     env = settings(env_file)
-    url = re.fullmatch(r'mysql://minitwit:([A-Za-z0-9_-]{32,})'
-                       r'@127\.0\.0\.1:3306/minitwit', env['DATABASE_URL'])
+    url = re.fullmatch(r'mysql://minitwit:([A-Za-z0-9_-]{32,})@localhost/'
+                       r'minitwit\?unix_socket=/run/mysqld/mysqld\.sock',
+                       env['DATABASE_URL'])
     assert url, env['DATABASE_URL']
     assert len(env['MINITWIT_SECRET_KEY']) >= 32
     assert env['MINITWIT_SECRET_KEY'] != url.group(1)
