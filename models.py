@@ -7,6 +7,7 @@ schema.sql, which tests/test_schema.py keeps in step with the models below.
 """
 import random
 import time
+from collections import namedtuple
 
 from peewee import (
     EXCLUDED,
@@ -165,13 +166,7 @@ class User(BaseModel):
         UNION, not UNION ALL, so that a user who follows themself (the API
         allows it) does not see their messages twice.
         """
-        authors = (Select(columns=[Value(self.user_id).alias('author')]) |
-                   Follower.select(Follower.whom.alias('author'))
-                   .where(Follower.who == self.user_id)).alias('authors')
-        ids = (Message.select(Message.message_id).from_(authors)
-               .join(Message, JOIN.CROSS)
-               .where(Message.author == authors.c.author))
-        return Message.page(ids, before, size)
+        return _HOME.page((self.user_id, self.user_id), before, size)
 
 
 class Message(BaseModel):
@@ -202,6 +197,15 @@ class Message(BaseModel):
                 .join(User, on=(cls.author == User.user_id))
                 .where(cls.flagged == False)  # noqa: E712 (SQL, not Python)
                 .order_by(cls.pub_date.desc(), cls.message_id.desc()))
+
+    @staticmethod
+    def newest(size, author_id=None):
+        """The `size` newest visible messages, everybody's or those of the
+        user `author_id`, as (text, pub_date, username) rows: what the
+        simulator API lists."""
+        if author_id is None:
+            return _newest(False, size).fetchall()
+        return _newest_of(False, author_id, size).fetchall()
 
     @classmethod
     def page(cls, ids, before=None, size=30):
@@ -241,13 +245,12 @@ class Message(BaseModel):
     @classmethod
     def public_timeline(cls, before=None, size=30):
         """A page of everybody's messages (see `page`)."""
-        return cls.page(cls.select(cls.message_id), before, size)
+        return _PUBLIC.page((), before, size)
 
     @classmethod
     def user_timeline(cls, user_id, before=None, size=30):
         """A page of the messages of the user `user_id` (see `page`)."""
-        return cls.page(cls.select(cls.message_id)
-                        .where(cls.author == user_id), before, size)
+        return _OWN.page((user_id,), before, size)
 
 
 class Follower(BaseModel):
@@ -386,6 +389,59 @@ def _store_latest(row_id, value):
 
 
 _set_latest = Prepared(_store_latest)
+
+# The API's listings, compiled once (False: not flagged, as visible() binds).
+_newest = Prepared(lambda flagged, size: Message.visible().limit(size)
+                   .select(Message.text, Message.pub_date, User.username))
+_newest_of = Prepared(lambda flagged, author_id, size: Message.visible()
+                      .where(Message.author == author_id).limit(size)
+                      .select(Message.text, Message.pub_date, User.username))
+
+PageRow = namedtuple('PageRow', 'message_id text pub_date username email')
+
+
+class Timeline:
+    """The pages of one kind of timeline, their SQL compiled once per
+    database for each of the two shapes a page has (the first; one after
+    `before`): building and compiling the query cost a page about as much
+    as the rest of it on SQLite. `ids(*leading)` builds the query of the
+    timeline's message ids from its leading parameters."""
+
+    def __init__(self, ids):
+        # Message.page binds: the leading parameters, False (not flagged),
+        # `before`'s pub_date twice and its message_id, then the size.
+        self.first = Prepared(
+            lambda *p: Message.page(ids(*p[:-2]), None, p[-1]))
+        self.later = Prepared(
+            lambda *p: Message.page(ids(*p[:-5]), (p[-4], p[-2]), p[-1]))
+
+    def page(self, leading, before, size):
+        """Message.page's rows for these leading parameters."""
+        if before is None:
+            cursor = self.first(*leading, False, size)
+        else:
+            pub_date, message_id = before
+            cursor = self.later(*leading, False, pub_date, pub_date,
+                                message_id, size)
+        return [PageRow(*row) for row in cursor.fetchall()]
+
+
+def _home_ids(user_id, follower_id):
+    """The ids of a home timeline (User.timeline says why it is built so):
+    the user's own, then those of the users `follower_id` (the same user)
+    follows."""
+    authors = (Select(columns=[Value(user_id).alias('author')]) |
+               Follower.select(Follower.whom.alias('author'))
+               .where(Follower.who == follower_id)).alias('authors')
+    return (Message.select(Message.message_id).from_(authors)
+            .join(Message, JOIN.CROSS)
+            .where(Message.author == authors.c.author))
+
+
+_PUBLIC = Timeline(lambda: Message.select(Message.message_id))
+_OWN = Timeline(lambda user_id: Message.select(Message.message_id)
+                .where(Message.author == user_id))
+_HOME = Timeline(_home_ids)
 
 
 # --- what the apps accept ----------------------------------------------------

@@ -187,10 +187,8 @@ def limit():
     return min(query_int('no', DEFAULT_NO), MAX_NO)
 
 
-def message_list(query):
-    """The messages of `query` as the API shows them (plain rows: model
-    instances would cost more than the query)."""
-    rows = query.select(Message.text, Message.pub_date, User.username).tuples()
+def message_list(rows):
+    """(text, pub_date, username) rows as the API shows messages."""
     return json_response([{'content': text, 'pub_date': pub_date,
                            'user': username}
                           for text, pub_date, username in rows])
@@ -225,7 +223,7 @@ def register():
 @app.get('/msgs')
 def messages():
     """The newest unflagged messages of everybody, `no` of them."""
-    return message_list(Message.visible().limit(limit()))
+    return message_list(Message.newest(limit()))
 
 
 @app.get('/msgs/<username:path>')
@@ -233,8 +231,7 @@ def messages_of(username):
     """The newest unflagged messages of one user, `no` of them."""
     no = limit()
     user = existing_user(username)
-    return message_list(Message.visible()
-                        .where(Message.author == user.user_id).limit(no))
+    return message_list(Message.newest(no, user.user_id))
 
 
 @app.post('/msgs/<username:path>')
