@@ -10,10 +10,11 @@ It starts, on the same waitress with the same flags, the no-op app
 per backend on a fresh database of its own (on MariaDB one per server or
 transport given, and per driver with --drivers; with --before, another
 checkout's too; with --db-floor, bench/floor_db_app.py on each MariaDB,
-the least a write can cost there), and replays the whole scenario through each, sequentially, as
-the course's simulator does: 500 actions to one server, then the same 500
-to the next, so that a busy moment of the machine falls on all of them
-alike. Every app's final state is then verified. It prints requests/s,
+the least a write can cost there), and replays the whole scenario through
+each, sequentially, as the course's simulator does: 500 actions to one
+server, then the same 500 to the next, so that a busy moment of the
+machine falls on all of them alike. Every app's final state is then
+verified. It prints requests/s,
 each app's share of the floor's, latency percentiles and errors. Nothing
 here is asserted: the figures go in docs/benchmarks.md.
 """
