@@ -16,7 +16,9 @@ commit, so a request that must see an earlier request's write (made
 through another node, perhaps) has its first statement wait until the node
 has applied everything committed before it (wsrep_sync_wait). The apps say
 which requests must (`causal()`): the simulator's, each of which may
-follow the previous one; a page right after the browser's own write.
+follow the previous one; a page right after the browser's own write. The
+server skips that wait for a statement inside a transaction, so a
+transaction waits on its BEGIN (database/mysql.py).
 """
 import threading
 import time

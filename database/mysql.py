@@ -391,6 +391,18 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         self.nodes.forget(conn)
         super()._close_raw(conn)
 
+    def begin(self, isolation_level=None):
+        """BEGIN, for db.atomic(): with the causal wait when this request's
+        first statement must have one (inside a transaction the server
+        skips it, so it goes on the BEGIN)."""
+        if isolation_level is not None:  # MiniTwit never asks for one
+            return super().begin(isolation_level)
+        if self.is_closed():
+            self.connect()
+        with __exception_wrapper__:
+            self.cursor().execute(galera.SYNC_WAIT + 'BEGIN'
+                                  if self._must_wait() else 'BEGIN')
+
     def replace_connection(self):
         """Drop this thread's connection (never back to the pool) and open a
         new one."""
@@ -431,13 +443,18 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         (rowcount, lastrowid) for each. Sent again on a new connection if
         the old one was dead before anything was sent, and again (a few
         times) when the server rolled it back whole."""
+        begin = 'BEGIN'
         if self._must_wait():
-            (sql, params), *rest = statements
-            statements = [(galera.SYNC_WAIT + sql, params), *rest]
+            if len(statements) == 1:
+                (sql, params), = statements
+                statements = [(galera.SYNC_WAIT + sql, params)]
+            else:
+                # On BEGIN: inside a transaction the server skips the wait.
+                begin = galera.SYNC_WAIT + begin
         attempt, replaced = 1, 0
         while True:
             try:
-                return self._transaction_once(statements)
+                return self._transaction_once(statements, begin)
             except (OperationalError, InterfaceError) as error:
                 code = errno(error)
                 self._node_failed(code)
@@ -451,17 +468,17 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
                 else:
                     raise
 
-    def _transaction_once(self, statements):
+    def _transaction_once(self, statements, begin='BEGIN'):
         single = len(statements) == 1  # atomic on its own: no BEGIN/COMMIT
         if self.is_closed():
             self.connect()
         try:
             with __exception_wrapper__:
                 if self.driver.batches:
-                    return self._send_in_one_packet(statements, single)
+                    return self._send_in_one_packet(statements, single, begin)
                 cursor = self.driver.cursor(self._state.conn)
                 if not single:
-                    cursor.execute('BEGIN')
+                    cursor.execute(begin)
                 results = []
                 for sql, params in statements:
                     cursor.execute(sql, tuple(params))
@@ -473,10 +490,10 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
             self._after_failure(error, single)
             raise
 
-    def _send_in_one_packet(self, statements, single):
+    def _send_in_one_packet(self, statements, single, begin):
         sql = ';\n'.join(s for s, _ in statements)
         if not single:
-            sql = 'BEGIN;\n%s;\nCOMMIT' % sql
+            sql = '%s;\n%s;\nCOMMIT' % (begin, sql)
         params = [p for _, ps in statements for p in ps]
         results = self.driver.run_batch(self._state.conn, sql, params)
         return results if single else results[1:-1]

@@ -26,6 +26,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from replay_checks import exact_state, send, stored_exactly, wrong_answers
 
+import database
+import models
 from bench.galera import GaleraCluster
 from bench.serving import wait_until
 from simulator.gen_scenario import generate_actions
@@ -198,6 +200,53 @@ def test_writes_colliding_on_two_nodes_are_retried_unseen(cluster,
     assert follows in ([], ['bob'])
     same, counts = identical_on_every_node(cluster, 'cluster_conflicts')
     assert same, counts
+
+
+def causal_waits(cluster, node):
+    """How many statements node `node` has made wait for the cluster."""
+    conn = cluster.connect(node)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'wsrep_causal_reads'")
+            return int(cur.fetchone()[1])
+    finally:
+        conn.close()
+
+
+def test_every_simulator_write_waits_for_what_the_cluster_committed(
+        cluster, start_server):
+    """Each write is a transaction (the action and its `latest`), and the
+    server skips the wait for a statement inside one: it must come on the
+    BEGIN. A race shows it only now and then; the node's counter always."""
+    cluster.create_database('cluster_waits')
+    app = start_server('sim_api:app', cluster_url(cluster, 'cluster_waits', 2))
+    actions = generate_actions(seed=13, users=10, actions=60)
+    client = Client(app.url, timeout=5)
+    before = causal_waits(cluster, 2)
+    assert [send(client, action)[0] for action in actions] == \
+        [EXPECTED[action[1]] for action in actions]
+    # Each request's first statement waited: the write itself, or for an
+    # action that changed nothing, the lookup after it, never both.
+    assert causal_waits(cluster, 2) - before >= len(actions)
+
+
+def test_a_transaction_of_the_models_waits_on_its_begin(cluster):
+    """db.atomic(), as the web UI's password upgrade uses it."""
+    cluster.create_database('cluster_atomic')
+    database.configure(cluster_url(cluster, 'cluster_atomic', 2))
+    try:
+        database.create_schema()
+        before = causal_waits(cluster, 2)
+        database.causal(True)
+        with database.connection(), database.db.atomic():
+            models.Latest.set_value(7)
+        assert causal_waits(cluster, 2) - before == 1
+        database.causal(False)
+        with database.connection(), database.db.atomic():
+            models.Latest.set_value(8)
+        assert causal_waits(cluster, 2) - before == 1
+    finally:
+        database.db.obj.close_all()
 
 
 def test_a_post_shows_at_once_on_the_other_app_host(cluster, start_server):
