@@ -141,7 +141,6 @@ _log_lock = threading.Lock()
 # cost a simulator request a tenth of its Python.
 LOG_LINE = ('{"time": "%s.%03dZ", "app": "%s", "method": "%s", "route": %s, '
             '"status": %d, "duration_ms": %.2f, "request_id": "%s"}\n')
-_second = (None, '')  # the last whole second logged, and its text
 
 
 def log_request(line):
@@ -149,17 +148,6 @@ def log_request(line):
     with _log_lock:
         sys.stdout.write(line)
         sys.stdout.flush()
-
-
-def timestamp(now):
-    """(seconds as ISO 8601 in UTC, milliseconds) of time.time() `now`."""
-    global _second
-    second, text = _second
-    if second != int(now):
-        second = int(now)
-        text = time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(second))
-        _second = (second, text)
-    return text, int(now % 1 * 1000)
 
 
 class Instrumented:
@@ -207,9 +195,11 @@ class Instrumented:
         latency.observe(seconds)
         if rejection is not None:
             rejection.inc()
-        log_request(LOG_LINE % (*timestamp(time.time()), self.name, method,
-                                route_json, status, seconds * 1000,
-                                environ['minitwit.request_id']))
+        now = time.time()
+        log_request(LOG_LINE % (
+            time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now)),
+            now % 1 * 1000, self.name, method, route_json, status,
+            seconds * 1000, environ['minitwit.request_id']))
 
     def metric_children(self, method, route, status):
         """The counter, histogram and (for refusals) rejection children of

@@ -143,14 +143,11 @@ class MySQLClient(Driver):
 
     def run_batch(self, conn, sql, params):
         # The connection's own C calls, without a cursor: a cursor's Python
-        # around them (binding, each result's bookkeeping) cost a write
-        # about a tenth of its time in the app.
-        encoding = conn.encoding
-        query = sql.encode(encoding)
+        # around them (each result's bookkeeping) cost a write about a
+        # tenth of its time in the app.
+        query = sql.encode(conn.encoding)
         if params:
-            query %= tuple(conn.string_literal(p.encode(encoding))
-                           if type(p) is str else conn.literal(p)
-                           for p in params)
+            query %= tuple(map(conn.literal, params))
         conn.query(query)
         results = []
         while True:
@@ -304,7 +301,6 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         # (for a cluster with one writer, or to measure what they cost).
         self.causal_reads = causal
         self._idle_since = {}  # id(conn) -> when it went back to the pool
-        self._pollers = {}  # id(conn) -> a poll object on its socket
         super().__init__(database, **kwargs)
 
     def describe(self):
@@ -358,10 +354,8 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         if self.nodes.retire(conn):
             return True
         try:
-            poller = self._pollers.get(id(conn))
-            if poller is None:
-                poller = self._pollers[id(conn)] = select.poll()
-                poller.register(self.driver.fileno(conn), select.POLLIN)
+            poller = select.poll()
+            poller.register(self.driver.fileno(conn), select.POLLIN)
             if poller.poll(0):
                 return True  # EOF from the server, or bytes nobody asked for
         except Exception:
@@ -387,21 +381,21 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
 
     def _close_raw(self, conn):
         self._idle_since.pop(id(conn), None)
-        self._pollers.pop(id(conn), None)
         self.nodes.forget(conn)
         super()._close_raw(conn)
 
+    def _begin_statement(self):
+        """BEGIN, with the causal wait when this request's first statement
+        must have one: inside a transaction the server skips the wait, so
+        a transaction waits on its BEGIN."""
+        return galera.SYNC_WAIT + 'BEGIN' if self._must_wait() else 'BEGIN'
+
     def begin(self, isolation_level=None):
-        """BEGIN, for db.atomic(): with the causal wait when this request's
-        first statement must have one (inside a transaction the server
-        skips it, so it goes on the BEGIN)."""
+        """db.atomic()'s BEGIN (see _begin_statement)."""
         if isolation_level is not None:  # MiniTwit never asks for one
             return super().begin(isolation_level)
-        if self.is_closed():
-            self.connect()
         with __exception_wrapper__:
-            self.cursor().execute(galera.SYNC_WAIT + 'BEGIN'
-                                  if self._must_wait() else 'BEGIN')
+            self.cursor().execute(self._begin_statement())
 
     def replace_connection(self):
         """Drop this thread's connection (never back to the pool) and open a
@@ -443,14 +437,13 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         (rowcount, lastrowid) for each. Sent again on a new connection if
         the old one was dead before anything was sent, and again (a few
         times) when the server rolled it back whole."""
-        begin = 'BEGIN'
-        if self._must_wait():
-            if len(statements) == 1:
+        if len(statements) == 1:  # atomic on its own: no BEGIN/COMMIT
+            begin = None
+            if self._must_wait():
                 (sql, params), = statements
                 statements = [(galera.SYNC_WAIT + sql, params)]
-            else:
-                # On BEGIN: inside a transaction the server skips the wait.
-                begin = galera.SYNC_WAIT + begin
+        else:
+            begin = self._begin_statement()
         attempt, replaced = 1, 0
         while True:
             try:
@@ -468,35 +461,35 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
                 else:
                     raise
 
-    def _transaction_once(self, statements, begin='BEGIN'):
-        single = len(statements) == 1  # atomic on its own: no BEGIN/COMMIT
+    def _transaction_once(self, statements, begin):
+        """`begin` None: one statement, atomic on its own."""
         if self.is_closed():
             self.connect()
         try:
             with __exception_wrapper__:
                 if self.driver.batches:
-                    return self._send_in_one_packet(statements, single, begin)
+                    return self._send_in_one_packet(statements, begin)
                 cursor = self.driver.cursor(self._state.conn)
-                if not single:
+                if begin:
                     cursor.execute(begin)
                 results = []
                 for sql, params in statements:
                     cursor.execute(sql, tuple(params))
                     results.append(Result(cursor.rowcount, cursor.lastrowid))
-                if not single:
+                if begin:
                     cursor.execute('COMMIT')
                 return results
         except DatabaseError as error:
-            self._after_failure(error, single)
+            self._after_failure(error, begin is None)
             raise
 
-    def _send_in_one_packet(self, statements, single, begin):
+    def _send_in_one_packet(self, statements, begin):
         sql = ';\n'.join(s for s, _ in statements)
-        if not single:
+        if begin:
             sql = '%s;\n%s;\nCOMMIT' % (begin, sql)
         params = [p for _, ps in statements for p in ps]
         results = self.driver.run_batch(self._state.conn, sql, params)
-        return results if single else results[1:-1]
+        return results[1:-1] if begin else results
 
     def _after_failure(self, error, single):
         """Leave no transaction open after a statement of one failed: roll

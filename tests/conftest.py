@@ -63,6 +63,20 @@ def mariadb_admin():
     conn.close()
 
 
+@pytest.fixture
+def mariadb_socket_url(mariadb_admin):
+    """TEST_MARIADB_URL's server through its Unix socket (no database):
+    skipped when the server is not on this machine."""
+    with mariadb_admin.cursor() as cur:
+        cur.execute('SELECT @@socket')
+        [(socket_file,)] = cur.fetchall()
+    if not os.path.exists(socket_file):
+        pytest.skip('the test server (%s) is not on this machine'
+                    % MARIADB_URL)
+    credentials = urlparse(MARIADB_URL).netloc.rpartition('@')[0] or 'root'
+    return 'mysql://%s@localhost?unix_socket=%s' % (credentials, socket_file)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     """'sqlite' or 'mariadb': tests that use a database run on each."""

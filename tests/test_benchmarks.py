@@ -5,7 +5,6 @@ state exact) is asserted here, never a figure."""
 import os
 import subprocess
 import sys
-from urllib.parse import urlparse
 
 import pytest
 from conftest import MARIADB_URL
@@ -47,16 +46,9 @@ def test_bench_replays_on_each_backend_beside_the_floor(scenario, backend,
 
 @pytest.mark.skipif(not MARIADB_URL, reason='TEST_MARIADB_URL is not set')
 def test_bench_compares_transports_floors_and_a_checkout_before(
-        scenario, mariadb_admin):
-    with mariadb_admin.cursor() as cur:
-        cur.execute('SELECT @@socket')
-        [(socket_file,)] = cur.fetchall()
-    if not os.path.exists(socket_file):
-        pytest.skip('the test server is not on this machine')
-    credentials = urlparse(MARIADB_URL).netloc.rpartition('@')[0] or 'root'
+        scenario, mariadb_socket_url):
     out = run('bench.bench', '--scenario', scenario, '--backends', 'mariadb',
-              '--mariadb', MARIADB_URL, '--mariadb', 'mysql://%s@localhost'
-              '?unix_socket=%s' % (credentials, socket_file),
+              '--mariadb', MARIADB_URL, '--mariadb', mariadb_socket_url,
               '--before', ROOT, '--db-floor')
     rows = {line[:44].strip(): line.split() for line in out.splitlines()
             if line.startswith(('sim_api on', 'floor with'))}

@@ -11,7 +11,7 @@ from webtest import TestApp
 import database
 import models
 import sim_api
-from bench.serving import wait_until
+from bench.serving import fresh_mariadb, wait_until, with_option
 
 
 def pragma(target, name):
@@ -85,42 +85,30 @@ def test_a_unix_socket_reaches_one_server_only():
 
 @pytest.mark.skipif(not MARIADB_URL, reason='TEST_MARIADB_URL is not set')
 @pytest.mark.parametrize('driver', ['mysqlclient', 'pymysql'])
-def test_mariadb_through_its_unix_socket(driver, mariadb_admin):
+def test_mariadb_through_its_unix_socket(driver, mariadb_socket_url):
     """The apps work over a server's socket file, and really use it."""
     if driver == 'mysqlclient':
         pytest.importorskip('MySQLdb', reason='mysqlclient: make install-mysql')
-    with mariadb_admin.cursor() as cur:
-        cur.execute('SELECT @@socket')
-        [(socket_file,)] = cur.fetchall()
-    if not os.path.exists(socket_file):
-        pytest.skip('the test server (%s) is not on this machine'
-                    % MARIADB_URL)
-    name = 'minitwit_socket_%s' % driver
-    with mariadb_admin.cursor() as cur:
-        cur.execute('DROP DATABASE IF EXISTS %s' % name)
-        cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
-    credentials = urlparse(MARIADB_URL).netloc.rpartition('@')[0] or 'root'
-    url = 'mysql://%s@localhost/%s?unix_socket=%s&driver=%s' % (
-        credentials, name, socket_file, driver)
-    try:
-        target = database.configure(url)
-        assert socket_file in database.describe(target)
-        database.create_schema()
-        api = TestApp(sim_api.app)
-        auth = {'Authorization': 'Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh'}
-        api.post_json('/register?latest=1', {'username': 'sock', 'email':
-                                             's@x', 'pwd': 'p'}, status=204)
-        api.post_json('/msgs/sock?latest=2', {'content': 'via the socket'},
-                      headers=auth, status=204)
-        assert [m['content'] for m in api.get('/msgs', headers=auth).json] \
-            == ['via the socket']
-        assert api.get('/latest').json == {'latest': 2}
-        with database.connection():
-            [(host,)] = database.db.execute_sql(
-                'SELECT host FROM information_schema.processlist '
-                'WHERE id = CONNECTION_ID()').fetchall()
-        assert host == 'localhost'  # over TCP it says the client's port too
-    finally:
-        database.db.obj.close_all()
-        with mariadb_admin.cursor() as cur:
-            cur.execute('DROP DATABASE IF EXISTS %s' % name)
+    with fresh_mariadb(mariadb_socket_url,
+                       'minitwit_socket_%s' % driver) as url:
+        try:
+            target = database.configure(with_option(url, 'driver', driver))
+            assert urlparse(url).query.split('=', 1)[1] in \
+                database.describe(target)
+            database.create_schema()
+            api = TestApp(sim_api.app)
+            auth = {'Authorization': 'Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh'}
+            api.post_json('/register?latest=1', {
+                'username': 'sock', 'email': 's@x', 'pwd': 'p'}, status=204)
+            api.post_json('/msgs/sock?latest=2', {'content': 'via the socket'},
+                          headers=auth, status=204)
+            assert [m['content'] for m in
+                    api.get('/msgs', headers=auth).json] == ['via the socket']
+            assert api.get('/latest').json == {'latest': 2}
+            with database.connection():
+                [(host,)] = database.db.execute_sql(
+                    'SELECT host FROM information_schema.processlist '
+                    'WHERE id = CONNECTION_ID()').fetchall()
+            assert host == 'localhost'  # over TCP it says the client's port
+        finally:
+            database.db.obj.close_all()
