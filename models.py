@@ -48,19 +48,19 @@ class User(BaseModel):
     @classmethod
     def by_name(cls, username):
         """The user called exactly `username`, or None."""
-        row = _user_by_name(username).fetchone()
-        return cls._from_row(row) if row else None
+        rows = _user_by_name.rows(username)
+        return cls._from_row(rows[0]) if rows else None
 
     @classmethod
     def by_id(cls, user_id):
         """The user with id `user_id`, or None."""
-        row = _user_by_id(user_id).fetchone()
-        return cls._from_row(row) if row else None
+        rows = _user_by_id.rows(user_id)
+        return cls._from_row(rows[0]) if rows else None
 
     @classmethod
     def by_names(cls, first, second):
         """{name: User} for whichever of the two names exist, in one query."""
-        users = map(cls._from_row, _users_by_names(first, second).fetchall())
+        users = map(cls._from_row, _users_by_names.rows(first, second))
         return {user.username: user for user in users}
 
     @classmethod
@@ -128,8 +128,8 @@ class User(BaseModel):
 
     @staticmethod
     def follow_statement(who, whom):
-        """`who` follows `whom` (names); no row changes when the pair is
-        followed already or either user does not exist."""
+        """`who` follows `whom` (names); 1 row, followed now or already,
+        or 0 when either user does not exist."""
         return _follow_by_names.statement(who, whom)
 
     @staticmethod
@@ -148,10 +148,17 @@ class User(BaseModel):
         One query, so that a profile page costs at most two small ones
         besides its messages: this and the signed-in user.
         """
-        followed = Follower.select(Follower.id).where(
-            (Follower.who == viewer_id) & (Follower.whom == cls.user_id))
-        return (cls.select(cls, fn.EXISTS(followed).alias('followed'))
-                .where(cls.username == username).first())
+        if viewer_id is None:  # a visitor follows nobody
+            user = cls.by_name(username)
+            if user is not None:
+                user.followed = False
+            return user
+        rows = _profile.rows(viewer_id, username)
+        if not rows:
+            return None
+        user = cls._from_row(rows[0][:-1])
+        user.followed = bool(rows[0][-1])
+        return user
 
     def timeline(self, before=None, size=30):
         """A page of this user's home timeline: their messages and those of
@@ -204,8 +211,8 @@ class Message(BaseModel):
         user `author_id`, as (text, pub_date, username) rows: what the
         simulator API lists."""
         if author_id is None:
-            return _newest(False, size).fetchall()
-        return _newest_of(False, author_id, size).fetchall()
+            return _newest.rows(False, size)
+        return _newest_of.rows(False, author_id, size)
 
     @classmethod
     def page(cls, ids, before=None, size=30):
@@ -287,7 +294,7 @@ class Latest(BaseModel):
 
     @classmethod
     def get_value(cls):
-        value = _latest().fetchone()[0]
+        value = _latest.rows()[0][0]
         return -1 if value is None else value
 
     @classmethod
@@ -341,19 +348,33 @@ _post_as = Prepared(lambda text, pub_date, flagged, username: Message.insert_fro
     [Message.author, Message.text, Message.pub_date, Message.flagged]))
 
 
+# A user page's user, and whether the viewer follows them: building this
+# query cost a page more than its two queries took to run.
+_profile = Prepared(lambda viewer_id, username: User.select(
+    User, fn.EXISTS(Follower.select(Follower.id).where(
+        (Follower.who == viewer_id) & (Follower.whom == User.user_id))))
+    .where(User.username == username))
+
+
 _register = Prepared(lambda username, email, pw_hash: User.insert(
     username=username, email=email, pw_hash=pw_hash))
 
 
 def _once(query):
     """An INSERT of a follower row that leaves a pair followed already as it
-    is."""
-    if is_mysql():
-        # INSERT IGNORE share-locks a duplicate and then wants it exclusively:
-        # clients following one pair at once deadlock on InnoDB. Updating
-        # the duplicate locks it exclusively at once, so they queue instead.
+    is, and counts it as one row: 0 rows means there was nobody to follow.
+
+    An update of the duplicate to what it holds, not an ignore: on SQLite an
+    ignored row counts 0, and on InnoDB INSERT IGNORE share-locks a
+    duplicate and then wants it exclusively, so that clients following one
+    pair at once deadlock; the update locks it exclusively at once, and
+    they queue instead. (MySQL counts it because the drivers connect with
+    FOUND_ROWS: database/mysql.py.)
+    """
+    if is_mysql():  # ON DUPLICATE KEY: MySQL takes no conflict target
         return query.on_conflict(update={Follower.who: Follower.who})
-    return query.on_conflict_ignore()
+    return query.on_conflict(conflict_target=[Follower.who, Follower.whom],
+                             update={Follower.who: Follower.who})
 
 
 def _user_id(username):
@@ -418,12 +439,12 @@ class Timeline:
     def page(self, leading, before, size):
         """Message.page's rows for these leading parameters."""
         if before is None:
-            cursor = self.first(*leading, False, size)
+            rows = self.first.rows(*leading, False, size)
         else:
             pub_date, message_id = before
-            cursor = self.later(*leading, False, pub_date, pub_date,
-                                message_id, size)
-        return [PageRow(*row) for row in cursor.fetchall()]
+            rows = self.later.rows(*leading, False, pub_date, pub_date,
+                                   message_id, size)
+        return [PageRow(*row) for row in rows]
 
 
 def _home_ids(user_id, follower_id):

@@ -268,8 +268,8 @@ def follow_or_unfollow(username):
     write = User.follow_statement if verb == 'follow' else \
         User.unfollow_statement
     if record(write(username, other_name)).rowcount != 1:
-        # Nothing changed: the pair was as asked already, or a user is
-        # unknown. Only now is it worth a lookup.
+        # A user is unknown, or (an unfollow) the pair was not followed.
+        # Only now is it worth a lookup.
         users = User.by_names(username, other_name)
         for name in (username, other_name):
             if name not in users:

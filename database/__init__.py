@@ -81,6 +81,10 @@ class Prepared:
         """Run it now, on its own; its cursor."""
         return db.execute_sql(*self.statement(*params))
 
+    def rows(self, *params):
+        """Run a query now, on its own; its rows, as tuples."""
+        return db.obj.fetch_rows(*self.statement(*params))
+
 
 def transaction(*statements):
     """Run Statements as one transaction, all or nothing, in one round trip

@@ -23,9 +23,11 @@ than the statement cost in the server. Now:
 Multi-statement packets take every value as a bound parameter, like every
 other statement here: no text from a request is ever part of the SQL.
 """
+import contextlib
 import importlib
 import random
 import select
+import threading
 import time
 from collections import namedtuple
 
@@ -36,7 +38,7 @@ from peewee import (
     OperationalError,
     __exception_wrapper__,
 )
-from playhouse.pool import _PooledMySQLDatabase
+from playhouse.pool import MaxConnectionsExceeded
 
 from database import galera
 
@@ -63,7 +65,13 @@ Result = namedtuple('Result', 'rowcount lastrowid')
 
 
 class Driver:
-    """A DB-API driver for MySQL, and what MiniTwit needs beyond DB-API."""
+    """A DB-API driver for MySQL, and what MiniTwit needs beyond DB-API.
+
+    Each connects with FOUND_ROWS: a statement's row count is the rows it
+    matched, not only those it changed. A follow of a pair followed already
+    (ON DUPLICATE KEY UPDATE to the same values) then counts 1, as on
+    SQLite, and 0 means an unknown user: no lookup needed to tell.
+    """
 
     name = module = None
     # Whether several statements can go in one packet (multi-statements).
@@ -91,6 +99,15 @@ class Driver:
     def cursor(self, conn):
         return conn.cursor()
 
+    def fetch_rows(self, conn, sql, params):
+        """The rows of one query, as tuples."""
+        cursor = self.cursor(conn)
+        try:
+            cursor.execute(sql, params or None)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def run_batch(self, conn, sql, params):
         """Send `sql`, several statements, with `params` in one packet
         (drivers that `batches`); a Result for each statement."""
@@ -110,8 +127,9 @@ class PyMySQL(Driver):
     def connect(self, database, params):
         pymysql = self.load()
         from pymysql.constants import CLIENT
-        return pymysql.connect(database=database, autocommit=True,
-                               client_flag=CLIENT.MULTI_STATEMENTS, **params)
+        return pymysql.connect(
+            database=database, autocommit=True,
+            client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS, **params)
 
     def fileno(self, conn):
         return conn._sock.fileno()
@@ -135,26 +153,39 @@ class MySQLClient(Driver):
     def connect(self, database, params):
         MySQLdb = self.load()
         from MySQLdb.constants import CLIENT
-        return MySQLdb.connect(database=database, autocommit=True,
-                               client_flag=CLIENT.MULTI_STATEMENTS, **params)
+        return MySQLdb.connect(
+            database=database, autocommit=True,
+            client_flag=CLIENT.MULTI_STATEMENTS | CLIENT.FOUND_ROWS, **params)
 
     def fileno(self, conn):
         return conn.fileno()
+
+    def fetch_rows(self, conn, sql, params):
+        # As run_batch: a cursor's Python cost a timeline page a tenth of
+        # its time.
+        conn.query(self._bind(conn, sql, params))
+        result = conn.store_result()
+        return result.fetch_row(0) if result is not None else ()
 
     def run_batch(self, conn, sql, params):
         # The connection's own C calls, without a cursor: a cursor's Python
         # around them (each result's bookkeeping) cost a write about a
         # tenth of its time in the app.
-        query = sql.encode(conn.encoding)
-        if params:
-            query %= tuple(map(conn.literal, params))
-        conn.query(query)
+        conn.query(self._bind(conn, sql, params))
         results = []
         while True:
             conn.store_result()  # a write's: none, or rows nobody reads
             results.append(Result(conn.affected_rows(), conn.insert_id()))
             if conn.next_result() == -1:
                 return results
+
+    @staticmethod
+    def _bind(conn, sql, params):
+        """`sql` with `params` in it, escaped by the connection, as bytes."""
+        query = sql.encode(conn.encoding)
+        if params:
+            query %= tuple(map(conn.literal, params))
+        return query
 
 
 class MariaDBConnector(Driver):
@@ -165,8 +196,10 @@ class MariaDBConnector(Driver):
     needs = 'C: pip install mariadb (libmariadb-dev)'
 
     def connect(self, database, params):
+        from mariadb.constants import CLIENT
         params = {k: v for k, v in params.items() if k != 'charset'}
-        return self.load().connect(database=database, autocommit=True, **params)
+        return self.load().connect(database=database, autocommit=True,
+                                   client_flag=CLIENT.FOUND_ROWS, **params)
 
     def fileno(self, conn):
         return conn._get_socket().fileno()
@@ -190,8 +223,11 @@ class MySQLConnector(Driver):
         params['connection_timeout'] = params.pop('connect_timeout', 10)
         params.pop('read_timeout', None)
         params.pop('write_timeout', None)
+        from mysql.connector.constants import ClientFlag
         return self.load().connect(database=database, autocommit=True,
-                                   buffered=True, **params)
+                                   buffered=True,
+                                   client_flags=[ClientFlag.FOUND_ROWS],
+                                   **params)
 
     def fileno(self, conn):
         return conn._socket.sock.fileno()
@@ -285,12 +321,20 @@ class DriverDatabase(MySQLDatabase):
         return self.driver.cursor(self._state.conn)
 
 
-class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
-    """peewee's MySQL pool, with the checkout, the retries and the one-packet
-    transactions described above."""
+class MySQLPool(DriverDatabase):
+    """A pool of connections, with the checkout, the retries and the
+    one-packet transactions described above.
+
+    Its own, not peewee's: peewee's pool keeps the idle connections in a
+    heap by age and takes two locks and a dozen dict and clock calls to
+    hand one out and take it back, about a sixth of the API's Python for a
+    write. Here the idle connections are a stack under one lock, the last
+    one back going out first.
+    """
 
     def __init__(self, database, driver='auto', nodes=(('127.0.0.1', 3306),),
-                 prefer=1, causal=True, **kwargs):
+                 prefer=1, causal=True, max_connections=16, stale_timeout=600,
+                 timeout=0.15, **kwargs):
         self.driver = choose(driver)
         self.nodes = galera.Nodes(list(nodes), prefer)
         if 'unix_socket' in kwargs and self.nodes.clustered:
@@ -300,7 +344,17 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
         # causal=false in the URL: no read waits for other nodes' commits
         # (for a cluster with one writer, or to measure what they cost).
         self.causal_reads = causal
-        self._idle_since = {}  # id(conn) -> when it went back to the pool
+        # At most this many connections open at once; a request waits
+        # `timeout` seconds for one, then gets MaxConnectionsExceeded (a
+        # 503); a connection older than `stale_timeout` seconds is closed
+        # rather than handed out again.
+        self.max_connections = max_connections
+        self.wait_timeout = timeout
+        self.stale_timeout = stale_timeout
+        self._available = threading.Condition(threading.Lock())
+        self._idle = []     # (back since, opened at, conn): last back on top
+        self._opened = {}   # id(conn) -> (conn, opened at), idle or in use
+        self._opening = 0   # connections being opened, outside the lock
         super().__init__(database, **kwargs)
 
     def describe(self):
@@ -341,48 +395,132 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
 
     # --- the pool ----------------------------------------------------------
 
-    def _is_closed(self, conn):
-        """At checkout: whether `conn` is unusable (then it is closed here:
-        the pool only drops it), without a round trip unless it sat idle
-        for PING_AFTER seconds."""
-        if self._unusable(conn):
-            self._close_raw(conn)
-            return True
-        return False
+    def connect(self, reuse_if_open=False):
+        """Give this thread a connection from the pool (a new one when
+        none is idle and fewer than max_connections are open)."""
+        if not self._state.closed:
+            if reuse_if_open:
+                return False
+            raise OperationalError('Connection already opened.')
+        with __exception_wrapper__:
+            conn = self._checkout()
+        self._state.set_connection(conn)
+        if self.server_version is None:
+            self._set_server_version(conn)
+        return True
 
-    def _unusable(self, conn):
-        if self.nodes.retire(conn):
-            return True
+    def close(self):
+        """Give this thread's connection back to the pool."""
+        if self._state.closed:
+            return False
+        if self.in_transaction():
+            raise OperationalError('Attempting to close database while '
+                                   'transaction is open.')
+        conn = self._state.conn
+        self._state.reset()
+        self._checkin(conn)
+        return True
+
+    def manual_close(self):
+        """Close this thread's connection for good (never back to the
+        pool)."""
+        if self._state.closed:
+            return False
+        conn = self._state.conn
+        self._state.reset()
+        self._discard(conn)
+        return True
+
+    def close_all(self):
+        """Close every connection, idle or in use (by any thread)."""
+        self._state.reset()
+        with self._available:
+            self._idle = []
+            opened, self._opened = self._opened, {}
+            self._available.notify_all()
+        for conn, _ in opened.values():
+            self._close_quietly(conn)
+
+    def _checkout(self):
+        deadline = None
+        while True:
+            with self._available:
+                while not self._idle and \
+                        len(self._opened) + self._opening >= self.max_connections:
+                    now = time.monotonic()
+                    deadline = deadline or now + self.wait_timeout
+                    if now >= deadline:
+                        raise MaxConnectionsExceeded(
+                            'all %d connections are in use'
+                            % self.max_connections)
+                    self._available.wait(deadline - now)
+                if not self._idle:
+                    self._opening += 1
+                    break
+                since, opened, conn = self._idle.pop()
+            if self._usable(conn, since, opened):
+                return conn
+            self._discard(conn)
+        conn = None
+        try:
+            conn = self._connect()
+        finally:
+            with self._available:
+                self._opening -= 1
+                if conn is None:
+                    self._available.notify()  # its place is free again
+                else:
+                    self._opened[id(conn)] = (conn, time.monotonic())
+        return conn
+
+    def _usable(self, conn, since, opened):
+        """Whether an idle connection can be handed out, found without a
+        round trip unless it sat idle for PING_AFTER seconds."""
+        now = time.monotonic()
+        if now - opened > self.stale_timeout or self.nodes.retire(conn):
+            return False
         try:
             poller = select.poll()
             poller.register(self.driver.fileno(conn), select.POLLIN)
             if poller.poll(0):
-                return True  # EOF from the server, or bytes nobody asked for
+                return False  # EOF from the server, or bytes nobody asked for
         except Exception:
-            return True
-        idle = time.monotonic() - self._idle_since.get(id(conn), 0)
-        if idle > PING_AFTER:
+            return False
+        if now - since > PING_AFTER:
             try:
                 self.driver.ping(conn)
             except Exception:
-                return True
-        return False
+                return False
+        return True
 
-    def _can_reuse(self, conn):
-        """At check-in: roll back what a failure left open; the server says
-        whether anything is (no round trip otherwise)."""
+    def _checkin(self, conn):
+        """Back to the pool; first roll back what a failure left open (the
+        server says whether anything is: no round trip otherwise)."""
         if self.driver.in_transaction(conn):
             try:
                 conn.rollback()
             except Exception:
-                return False
-        self._idle_since[id(conn)] = time.monotonic()
-        return True
+                self._discard(conn)
+                return
+        with self._available:
+            opened = self._opened.get(id(conn))
+            if opened is not None:  # else close_all() closed it
+                self._idle.append((time.monotonic(), opened[1], conn))
+                self._available.notify()
+                return
+        self._close_quietly(conn)
 
-    def _close_raw(self, conn):
-        self._idle_since.pop(id(conn), None)
+    def _discard(self, conn):
+        """Close a connection that is not to be used again."""
+        with self._available:
+            self._opened.pop(id(conn), None)
+            self._available.notify()
+        self._close_quietly(conn)
+
+    def _close_quietly(self, conn):
         self.nodes.forget(conn)
-        super()._close_raw(conn)
+        with contextlib.suppress(Exception):  # closed already, server gone
+            conn.close()
 
     def _begin_statement(self):
         """BEGIN, with the causal wait when this request's first statement
@@ -406,16 +544,30 @@ class MySQLPool(_PooledMySQLDatabase, DriverDatabase):
     # --- statements --------------------------------------------------------
 
     def execute_sql(self, sql, params=None):
-        """Run one statement. Outside a transaction, again when that is
-        safe: on a new connection (another node, if this one failed) when
-        nothing was sent or run, or for a read; after a pause when the
-        server rolled it back (1213), as run_transaction does."""
+        """Run one statement; its cursor. Outside a transaction, again when
+        that is safe: on a new connection (another node, if this one
+        failed) when nothing was sent or run, or for a read; after a pause
+        when the server rolled it back (1213), as run_transaction does."""
+        return self._statement(super().execute_sql, sql, params)
+
+    def fetch_rows(self, sql, params):
+        """Run one query, as execute_sql does; its rows, as tuples."""
+        return self._statement(self._fetch_once, sql, params)
+
+    def _fetch_once(self, sql, params):
+        if self.is_closed():
+            self.connect()
+        with __exception_wrapper__:
+            return self.driver.fetch_rows(self._state.conn, sql, params)
+
+    def _statement(self, run, sql, params):
+        """run(sql, params), with execute_sql's causal wait and retries."""
         if self._must_wait():
             sql = galera.SYNC_WAIT + sql
         attempt, replaced = 1, False
         while True:
             try:
-                return super().execute_sql(sql, params)
+                return run(sql, params)
             except (OperationalError, InterfaceError) as error:
                 code = errno(error)
                 self._node_failed(code)

@@ -32,6 +32,10 @@ def make(path, params):
 class SqlitePool(PooledSqliteDatabase):
     """peewee's SQLite pool, and a transaction of several statements."""
 
+    def fetch_rows(self, sql, params):
+        """The rows of one query."""
+        return self.execute_sql(sql, params).fetchall()
+
     def run_transaction(self, statements):
         """Run (sql, params) statements in one transaction: the cursor of each."""
         with self.atomic():

@@ -43,7 +43,7 @@ def test_mysql_urls_become_pools_with_utf8mb4():
     assert target.nodes.order == [('db.example', 3307)]
     assert (params['user'], params['password']) == ('mt', 'p@ss')
     assert params['charset'] == 'utf8mb4'
-    assert target._max_connections == 4
+    assert target.max_connections == 4
 
 
 @pytest.mark.parametrize('url', ['postgres://x/y', 'minitwit.db', '',

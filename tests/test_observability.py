@@ -9,9 +9,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sim_client import AUTH, path, post, register, tweet
+from statement_log import StatementCounter
 from ui_client import browser
 
-import database
 import minitwit
 from bench.serving import ROOT, free_port, wait_until
 
@@ -169,17 +169,10 @@ def test_a_scrape_reads_no_table_whose_size_grows(api, monkeypatch):
     """The same few statements at 10 rows and at 10 million: none of them
     reads user, message or follower."""
     register(api, 'ann')
-    statements = []
-    target = database.db.obj
-    run = target.execute_sql
-
-    def execute_sql(sql, params=None, *args, **kwargs):
-        statements.append(sql)
-        return run(sql, params, *args, **kwargs)
-    monkeypatch.setattr(target, 'execute_sql', execute_sql)
+    counter = StatementCounter(monkeypatch)
     assert value(scrape(api), 'minitwit_users') == 1
-    assert len(statements) == 2
-    for sql in statements:
+    assert len(counter.statements) == 2
+    for sql in counter.statements:
         assert not re.search(r'\b(user|message|follower)\b', sql.replace(
             '"', ' ').replace('`', ' ')), sql
 

@@ -10,6 +10,7 @@ import time
 import pytest
 from sim_client import register as api_register
 from sim_client import tweet
+from statement_log import StatementCounter
 from ui_client import (
     add_message,
     browser,
@@ -608,20 +609,6 @@ def test_flagged_messages_do_not_show(ui):
 
 
 # --- speed: a page is a fixed number of queries, however long the timeline ------
-
-class StatementCounter:
-    """Counts the SQL statements the app runs while it is on."""
-
-    def __init__(self, monkeypatch):
-        self.statements = []
-        target = database.db.obj
-        run = target.execute_sql
-
-        def execute_sql(sql, params=None, *args, **kwargs):
-            self.statements.append(sql)
-            return run(sql, params, *args, **kwargs)
-        monkeypatch.setattr(target, 'execute_sql', execute_sql)
-
 
 @pytest.mark.parametrize('path', ['/', '/public', '/foo', '/bar'])
 def test_a_timeline_page_is_one_query_plus_two_small_ones(
