@@ -1,7 +1,7 @@
 """Load MiniTwit with concurrent clients, then the floor, and compare.
 
     python -m bench.loadtest [--clients 32] [--seconds 20] [--requests N]
-        [--mariadb mysql://root@127.0.0.1:3306]
+        [--rounds 4] [--mariadb mysql://root@127.0.0.1:3306]
 
 Starts the simulator API and the web UI (same waitress flags as
 production) on one fresh database, SQLite unless --mariadb names a server,
@@ -10,9 +10,12 @@ another as fast as they are answered, for SECONDS or N requests in all,
 whichever comes first. The mix is the simulator's writes (register, tweet,
 follow, unfollow: a new connection each, with `latest`, as it sends them)
 and timeline reads (the API's /msgs, the UI's /public and /<user>, on
-kept-alive connections, as browsers read). The same clients then send the
-same mix to the floor: bench/floor_app.py, a no-op app on the same
-waitress, which is what the HTTP stack alone costs.
+kept-alive connections, as browsers read). The same clients send the same
+mix to the floor: bench/floor_app.py, a no-op app on the same waitress,
+which is what the HTTP stack alone costs. The two take turns, ROUNDS
+times SECONDS/ROUNDS each, so that a slow or fast spell of the machine
+falls on both: one after the other, a spell made the share of the floor
+vary by a fifth between runs of the same code.
 
 It prints requests/s beside the floor's and latency percentiles by kind,
 and exits non-zero on any error or a p99 of 300 ms or more.
@@ -54,13 +57,15 @@ def name(worker, thread):
 class LoadClient:
     """One client: its own user, kept-alive connections for reads."""
 
-    def __init__(self, urls, worker, thread, names):
+    def __init__(self, urls, worker, thread, names, turn=0):
         self.api = Client(urls['api'], timeout=TIMEOUT)
         self.servers = {app: urlparse(url) for app, url in urls.items()}
         self.read_headers = {'Authorization':
                              self.api.headers['Authorization']}
         self.me, self.names = name(worker, thread), names
-        self.rng = random.Random(worker * 1000 + thread)
+        self.rng = random.Random((worker * 1000 + thread) * 100 + turn)
+        # Users it signs up: new names in every turn.
+        self.prefix = '%s+%d.' % (self.me, turn)
         self.registered = 0
         self.readers = {}
 
@@ -88,7 +93,7 @@ class LoadClient:
         if kind == 'register':
             self.registered += 1
             return self.api.send('POST', '/register' + query, {
-                'username': '%s+%d' % (self.me, self.registered),
+                'username': self.prefix + str(self.registered),
                 'email': 'load@example.com', 'pwd': 'secret'})[0]
         if kind == 'tweet':
             return self.api.send('POST', '/msgs/%s%s' % (me, query), {
@@ -104,12 +109,13 @@ class LoadClient:
         return self.read('web', '/' + quote(self.rng.choice(self.names)))
 
 
-def client_thread(urls, worker, thread, names, stop_at, budget, results):
+def client_thread(urls, worker, thread, names, turn, stop_at, budget,
+                  results):
     """Run one client until the deadline or the budget is spent."""
-    client = LoadClient(urls, worker, thread, names)
+    client = LoadClient(urls, worker, thread, names, turn)
     kinds, weights = zip(*MIX, strict=True)
     # Ids no other client uses, growing, as the simulator's do.
-    latest = worker * 10 ** 9 + thread * 10 ** 6
+    latest = worker * 10 ** 9 + thread * 10 ** 6 + turn * 10 ** 5
     while time.monotonic() < stop_at and budget.take():
         kind = client.rng.choices(kinds, weights)[0]
         latest += 1
@@ -135,18 +141,21 @@ class Budget:
 
 def worker_process(args):
     """A process of clients (several, so that the clients are not what
-    limits the throughput): their (kind, status, seconds) results."""
-    urls, worker, threads, names, seconds, requests = args
-    stop_at = time.monotonic() + seconds
+    limits the throughput): their (kind, status, seconds) results, and
+    when they started and stopped sending (time.monotonic, the same clock
+    in every process)."""
+    urls, worker, threads, names, turn, seconds, requests = args
+    started = time.monotonic()
+    stop_at = started + seconds
     budget, results = Budget(requests), []
     pool = [threading.Thread(target=client_thread, args=(
-        urls, worker, n, names, stop_at, budget, results))
+        urls, worker, n, names, turn, stop_at, budget, results))
         for n in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    return results
+    return results, started, time.monotonic()
 
 
 def spread(clients, processes):
@@ -159,18 +168,33 @@ def spread(clients, processes):
 
 def run(urls, clients, processes, seconds, requests):
     """All the clients against `urls`; a summary."""
+    return run_in_turns({'': urls}, clients, processes, seconds, requests,
+                        rounds=1)['']
+
+
+def run_in_turns(targets, clients, processes, seconds, requests, rounds):
+    """The clients against each of `targets` (label -> urls) in turn,
+    `rounds` times, for seconds/rounds (or requests/rounds) each time;
+    {label: summary}, its wall time the time spent sending."""
     per_process, names = spread(clients, processes)
-    started = time.perf_counter()
+    results = {label: [] for label in targets}
+    wall = dict.fromkeys(targets, 0.0)
     # Spawned, not forked: the caller may have threads (a test process has
     # the apps, their pools and checkpointers), and a fork copies their
     # locks in whatever state they are.
     with multiprocessing.get_context('spawn').Pool(processes) as pool:
-        parts = pool.map(worker_process, [
-            (urls, w, per_process[w], names, seconds, requests // processes)
-            for w in range(processes)])
-    wall = time.perf_counter() - started
-    results = [r for part in parts for r in part]
-    return summarize(results, wall)
+        for turn in range(rounds):
+            for label, urls in targets.items():
+                parts = pool.map(worker_process, [
+                    (urls, w, per_process[w], names, turn, seconds / rounds,
+                     requests // rounds // processes)
+                    for w in range(processes)])
+                for part, _, _ in parts:
+                    results[label].extend(part)
+                wall[label] += max(p[2] for p in parts) - \
+                    min(p[1] for p in parts)
+    return {label: summarize(results[label], wall[label])
+            for label in targets}
 
 
 def summarize(results, wall):
@@ -229,6 +253,8 @@ def main(argv=None):
                         help='how many requests each run sends at most')
     parser.add_argument('--processes', type=int, default=4,
                         help='client processes the clients are spread over')
+    parser.add_argument('--rounds', type=int, default=4,
+                        help='turns MiniTwit and the floor take (default 4)')
     parser.add_argument('--mariadb', metavar='URL',
                         help='use a fresh database on this MariaDB server')
     parser.add_argument('--driver', default='auto',
@@ -243,18 +269,19 @@ def main(argv=None):
             if args.mariadb else \
             'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
         print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
-              'requests per run' % (database_url.split(':')[0], args.clients,
-                                    args.processes, args.seconds,
-                                    args.requests))
+              'requests each for MiniTwit and the floor, in %d turns' % (
+                  database_url.split(':')[0], args.clients, args.processes,
+                  args.seconds, args.requests, args.rounds))
         with Server('sim_api:app', database_url) as api, \
-                Server('minitwit:app', database_url) as web:
+                Server('minitwit:app', database_url) as web, \
+                Server('bench.floor_app:app') as floor_server:
             register_clients(api.url, args.clients, args.processes)
-            app = run({'api': api.url, 'web': web.url}, args.clients,
-                      args.processes, args.seconds, args.requests)
-    with Server('bench.floor_app:app') as floor_server:
-        floor = run({'api': floor_server.url, 'web': floor_server.url},
-                    args.clients, args.processes, args.seconds,
-                    args.requests)
+            summaries = run_in_turns(
+                {'app': {'api': api.url, 'web': web.url},
+                 'floor': {'api': floor_server.url, 'web': floor_server.url}},
+                args.clients, args.processes, args.seconds, args.requests,
+                args.rounds)
+    app, floor = summaries['app'], summaries['floor']
     report('floor (no-op app)', floor)
     report('MiniTwit', app, floor)
     slow = app['p99'] >= DEADLINE

@@ -3,6 +3,7 @@ and several), and the monitoring/ files that read them."""
 import json
 import os
 import re
+import threading
 import urllib.request
 
 import pytest
@@ -222,6 +223,30 @@ def test_several_processes_add_up_in_multiprocess_mode(
     for server, count in zip(servers, (2, 3), strict=True):
         routes = [r['route'] for r in log_lines(server.output())]
         assert routes.count('/latest') == count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('app', ['sim_api:app', 'minitwit:app'])
+def test_requests_waiting_for_a_thread_are_not_logged_one_by_one(
+        app, make_db_url, start_server):
+    """waitress warns of every request that waits for a free thread: under
+    load, a line per request. The apps keep those out of their logs."""
+    server = start_server(app, make_db_url(), args=['--threads=1'])
+    logged = len(log_lines(server.output()))  # the start's /healthz
+    answers = []
+
+    def client():
+        for _ in range(10):
+            with urllib.request.urlopen(server.url + '/healthz') as answer:
+                answers.append(answer.status)
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [200] * 80
+    assert len(log_lines(server.output())) == logged + 80
+    assert 'Task queue depth' not in server.output()
 
 
 # --- monitoring/ -----------------------------------------------------------------

@@ -13,6 +13,7 @@ from sim_client import (
     tweet,
     unfollow,
 )
+from statement_log import StatementCounter
 
 import database
 import sim_api
@@ -237,6 +238,24 @@ def test_following_twice_keeps_one_row(api):
     assert Follower.select().count() == 1
     assert api.get(path('fllws', 'alice'), headers=AUTH).json == {
         'follows': ['bob']}
+
+
+def test_following_again_is_one_statement_with_no_lookup(api, monkeypatch):
+    """A follow of a pair followed already counts as one row, so the API
+    needs no lookup to tell it from an unknown user; an unknown user
+    still gets the lookup that names it."""
+    register(api, 'alice')
+    register(api, 'bob')
+    follow(api, 'alice', 'bob')
+    counter = StatementCounter(monkeypatch)
+
+    def lookups():
+        return [s for s in counter.statements if s.startswith('SELECT')]
+    assert follow(api, 'alice', 'bob').status_int == 204
+    assert lookups() == []
+    res = follow(api, 'alice', 'nobody')
+    assert res.status_int == 404 and 'nobody' in res.json['error_msg']
+    assert len(lookups()) == 1
 
 
 def test_unfollowing_a_pair_not_followed_is_fine(api):

@@ -318,6 +318,15 @@ def test_a_token_from_before_signing_in_is_refused_after(ui):
     assert 'Your message was recorded' in add_message(ui, 'x')
 
 
+def test_a_visitor_reading_timelines_gets_no_cookie(ui):
+    """Only a page with a form sets the CSRF cookie: reading is cookieless."""
+    register(ui, 'foo', status=200)
+    ui.reset()
+    for page in ('/public', '/foo'):
+        assert 'Set-Cookie' not in ui.get(page).headers
+    assert 'csrf=' in ui.get('/login').headers['Set-Cookie']
+
+
 def test_login_is_refused_without_the_csrf_cookie(ui):
     register(ui, 'foo', status=200)
     token = csrf_token(ui, '/login')
