@@ -2,6 +2,7 @@
 
     python -m bench.bench --scenario ../shared/data/minitwit_scenario.csv \\
         [--mariadb mysql://root@127.0.0.1:3306 [--mariadb ...]] \\
+        [--own-mariadb innodb_flush_log_at_trx_commit=2 [--own-mariadb ...]] \\
         [--backends sqlite,mariadb] [--drivers pymysql,mysqlclient] \\
         [--db-floor] [--before OLD_CHECKOUT [--before-mariadb URL]]
 
@@ -10,7 +11,9 @@ It starts, on the same waitress with the same flags, the no-op app
 per backend on a fresh database of its own (on MariaDB one per server or
 transport given, and per driver with --drivers; with --before, another
 checkout's too; with --db-floor, bench/floor_db_app.py on each MariaDB,
-the least a write can cost there), and replays the whole scenario through
+the least a write can cost there; --own-mariadb starts a server of the
+benchmark's own with other settings, to measure what they change), and
+replays the whole scenario through
 each, sequentially, as the course's simulator does: 500 actions to one
 server, then the same 500 to the next, so that a busy moment of the
 machine falls on all of them alike. Every app's final state is then
@@ -23,10 +26,11 @@ import contextlib
 import os
 import sys
 import tempfile
+from pathlib import Path
 
 import pymysql
 
-from bench.serving import Server, fresh_mariadb, with_option
+from bench.serving import Server, ThrowawayMariaDB, fresh_mariadb, with_option
 from ops.progress import Progress
 from simulator import simulate
 
@@ -56,21 +60,24 @@ def print_table(title, summaries):
     """The replay's summaries (label -> summary, the floor's first) as a
     table, each app beside the floor."""
     print(title)
-    print('%-44s %9s %8s %8s %8s %8s %8s %7s  %s' % (
-        '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
+    labels = {label: 'floor (no-op app)' if label == 'floor' else label
+              if label.startswith('floor') else 'sim_api on ' + label
+              for label in summaries}
+    width = max(44, *map(len, labels.values()))
+    print('%-*s %9s %8s %8s %8s %8s %8s %7s  %s' % (
+        width, '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms',
         'errors', 'final state'))
     for label, summary in summaries.items():
-        print(row('floor (no-op app)' if label == 'floor' else label
-                  if label.startswith('floor') else 'sim_api on ' + label,
-                  summary, summaries['floor']))
+        print(row(labels[label], summary, summaries['floor'], width))
 
 
-def row(label, summary, floor):
+def row(label, summary, floor, width=44):
     share = '%.2fx' % (summary['rps'] / floor['rps']) \
         if summary is not floor else '(floor)'
     verified = summary.get('verify')
-    return '%-44s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
-        label, summary['rps'], share, summary['p50_ms'], summary['p90_ms'],
+    return '%-*s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
+        width, label, summary['rps'], share, summary['p50_ms'],
+        summary['p90_ms'],
         summary['p99_ms'], summary['max_ms'], summary['error_count'],
         '-' if verified is None else
         'exact' if not verified else '%d differences' % len(verified))
@@ -80,22 +87,40 @@ def transport(url):
     return 'socket' if 'unix_socket=' in url else 'TCP'
 
 
+# What a server of the benchmark's own (--own-mariadb) has besides the
+# settings asked for: the sizes of this machine's server, not the small
+# ones that make a test's server start fast.
+OWN_MARIADB = ['--innodb-log-file-size=96M', '--innodb-buffer-pool-size=128M']
+
+
+def own_mariadb(settings, folder, scratch):
+    """{'with SETTINGS': URL} of a new mariadbd with these settings
+    ('name=value,...'), through its socket; stopped when `scratch` ends."""
+    root = Path(tempfile.mkdtemp(prefix='mariadb-', dir=folder))
+    server = ThrowawayMariaDB(root, options=OWN_MARIADB + [
+        '--' + setting.strip() for setting in settings.split(',')])
+    scratch.callback(server.stop)
+    return 'with ' + settings, 'mysql://root@localhost?unix_socket=%s' % \
+        server.socket
+
+
 def app_urls(backends, drivers, servers, folder, scratch, suffix=''):
     """{label: DATABASE_URL} of a fresh database per app: on each MariaDB
-    of `servers`, one per driver of `drivers` (None: the default)."""
+    of `servers` (label -> URL), one per driver of `drivers` (None: the
+    default)."""
     urls = {}
     for backend in backends:
         if backend == 'sqlite':
             urls['sqlite'] = 'sqlite:///%s/bench%s.db' % (folder, suffix)
         elif backend == 'mariadb':
-            for number, server in enumerate(servers):
+            for number, (server_label, server) in enumerate(servers.items()):
                 for driver in drivers or ['auto']:
                     name = 'minitwit_bench%s%s%s' % (
                         suffix, '_%d' % number if number else '',
                         '_' + driver.replace('-', '_') if drivers else '')
                     url = scratch.enter_context(fresh_mariadb(server, name))
                     label = 'mariadb' + (
-                        ' via ' + transport(server) if len(servers) > 1
+                        ' ' + server_label if len(servers) > 1
                         else '') + (', ' + driver if drivers else '')
                     urls[label] = with_option(url, 'driver', driver) \
                         if drivers else url
@@ -112,6 +137,11 @@ def main(argv=None):
                         'mysql://root@127.0.0.1:3306); again for one more '
                         'app, on another server or through another '
                         'transport (?unix_socket=)')
+    parser.add_argument('--own-mariadb', action='append', metavar='SETTINGS',
+                        help='also a MariaDB server of its own with these '
+                        'settings (name=value,...: innodb_flush_log_at_trx_'
+                        'commit=2, say), through its socket; again for one '
+                        'more')
     parser.add_argument('--db-floor', action='store_true',
                         help='also replay bench/floor_db_app.py on each '
                         "MariaDB: the HTTP stack's floor and the database's")
@@ -136,18 +166,24 @@ def main(argv=None):
                  'the course\'s is minitwit_scenario.csv' % args.scenario)
     actions = list(simulate.read_scenario(args.scenario, args.limit))
     drivers = args.drivers.split(',') if args.drivers else None
-    mariadbs = args.mariadb or ['mysql://root@127.0.0.1:3306']
     backends = args.backends.split(',')
     with tempfile.TemporaryDirectory(prefix='minitwit-bench-') as folder, \
             contextlib.ExitStack() as scratch:
+        mariadbs = {}  # label -> server URL
+        for url in args.mariadb or ([] if args.own_mariadb else
+                                    ['mysql://root@127.0.0.1:3306']):
+            label = 'via ' + transport(url)
+            mariadbs[label if label not in mariadbs else url] = url
+        mariadbs.update(own_mariadb(settings, folder, scratch)
+                        for settings in args.own_mariadb or [])
         try:
             urls = app_urls(backends, drivers, mariadbs, folder, scratch)
             floors = {} if not args.db_floor else app_urls(
                 ['mariadb'], None, mariadbs, folder, scratch, suffix='_floor')
             before = {} if not args.before else app_urls(
-                backends, None, [args.before_mariadb or next(
-                    (m for m in mariadbs if transport(m) == 'TCP'),
-                    'mysql://root@127.0.0.1:3306')], folder, scratch,
+                backends, None, {'': args.before_mariadb or next(
+                    (m for m in mariadbs.values() if transport(m) == 'TCP'),
+                    'mysql://root@127.0.0.1:3306')}, folder, scratch,
                 suffix='_before')
         except pymysql.err.OperationalError as error:
             sys.exit('MariaDB: %s' % error)

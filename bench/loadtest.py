@@ -1,7 +1,7 @@
-"""Load MiniTwit with concurrent clients, then the floor, and compare.
+"""Load MiniTwit with concurrent clients, beside the floor, and compare.
 
     python -m bench.loadtest [--clients 32] [--seconds 20] [--requests N]
-        [--rounds 4] [--mariadb mysql://root@127.0.0.1:3306]
+        [--rounds 4] [--mariadb mysql://root@127.0.0.1:3306] [--before CHECKOUT]
 
 Starts the simulator API and the web UI (same waitress flags as
 production) on one fresh database, SQLite unless --mariadb names a server,
@@ -12,10 +12,11 @@ follow, unfollow: a new connection each, with `latest`, as it sends them)
 and timeline reads (the API's /msgs, the UI's /public and /<user>, on
 kept-alive connections, as browsers read). The same clients send the same
 mix to the floor: bench/floor_app.py, a no-op app on the same waitress,
-which is what the HTTP stack alone costs. The two take turns, ROUNDS
+which is what the HTTP stack alone costs. They take turns, ROUNDS
 times SECONDS/ROUNDS each, so that a slow or fast spell of the machine
 falls on both: one after the other, a spell made the share of the floor
-vary by a fifth between runs of the same code.
+vary by a fifth between runs of the same code. --before adds another
+checkout's apps to the turns.
 
 It prints requests/s beside the floor's and latency percentiles by kind,
 and exits non-zero on any error or a p99 of 300 ms or more.
@@ -33,7 +34,7 @@ import time
 from collections import defaultdict
 from urllib.parse import quote, urlparse
 
-from bench.serving import Server, fresh_mariadb, with_option
+from bench.serving import ROOT, Server, fresh_mariadb, with_option
 from simulator.simulate import DEADLINE, Client, percentile
 
 # (kind, weight): what one client does next. Two requests in three are the
@@ -259,36 +260,52 @@ def main(argv=None):
                         help='use a fresh database on this MariaDB server')
     parser.add_argument('--driver', default='auto',
                         help='the MySQL driver (database/mysql.py), with --mariadb')
+    parser.add_argument('--before', metavar='CHECKOUT',
+                        help="also another checkout's apps (the release "
+                        'before, say), on a database of their own, in the '
+                        'same turns')
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder, \
             contextlib.ExitStack() as scratch:
-        # A new database: a SQLite file, or DATABASE on the MariaDB server.
-        database_url = with_option(scratch.enter_context(
-            fresh_mariadb(args.mariadb, DATABASE)), 'driver', args.driver) \
-            if args.mariadb else \
-            'sqlite:///%s' % os.path.join(folder, 'minitwit.db')
-        print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
-              'requests each for MiniTwit and the floor, in %d turns' % (
-                  database_url.split(':')[0], args.clients, args.processes,
-                  args.seconds, args.requests, args.rounds))
-        with Server('sim_api:app', database_url) as api, \
-                Server('minitwit:app', database_url) as web, \
-                Server('bench.floor_app:app') as floor_server:
+        def new_database(name):
+            """A SQLite file, or a database on the MariaDB server."""
+            if args.mariadb:
+                return with_option(scratch.enter_context(fresh_mariadb(
+                    args.mariadb, name)), 'driver', args.driver)
+            return 'sqlite:///%s' % os.path.join(folder, name + '.db')
+
+        checkouts = {'MiniTwit': ROOT}
+        if args.before:
+            checkouts['MiniTwit before (%s)' % os.path.basename(
+                os.path.abspath(args.before))] = os.path.abspath(args.before)
+        targets = {}
+        for number, (label, root) in enumerate(checkouts.items()):
+            url = new_database(DATABASE + ('_%d' % number if number else ''))
+            api = scratch.enter_context(Server('sim_api:app', url, root=root))
+            web = scratch.enter_context(Server('minitwit:app', url, root=root))
             register_clients(api.url, args.clients, args.processes)
-            summaries = run_in_turns(
-                {'app': {'api': api.url, 'web': web.url},
-                 'floor': {'api': floor_server.url, 'web': floor_server.url}},
-                args.clients, args.processes, args.seconds, args.requests,
-                args.rounds)
-    app, floor = summaries['app'], summaries['floor']
+            targets[label] = {'api': api.url, 'web': web.url}
+        floor_server = scratch.enter_context(Server('bench.floor_app:app'))
+        targets['floor'] = {'api': floor_server.url, 'web': floor_server.url}
+        print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
+              'requests each for %s, in %d turns' % (
+                  'mysql' if args.mariadb else 'sqlite', args.clients,
+                  args.processes, args.seconds, args.requests,
+                  ', '.join(targets), args.rounds))
+        summaries = run_in_turns(targets, args.clients, args.processes,
+                                 args.seconds, args.requests, args.rounds)
+    floor = summaries.pop('floor')
     report('floor (no-op app)', floor)
-    report('MiniTwit', app, floor)
-    slow = app['p99'] >= DEADLINE
-    if slow:
-        print('p99 is %.0f ms: over the simulator\'s %d ms' % (
-            1000 * app['p99'], 1000 * DEADLINE))
-    return 1 if app['errors'] or floor['errors'] or slow else 0
+    failed = bool(floor['errors'])
+    for label, summary in summaries.items():
+        report(label, summary, floor)
+        if summary['p99'] >= DEADLINE:
+            print('p99 is %.0f ms: over the simulator\'s %d ms' % (
+                1000 * summary['p99'], 1000 * DEADLINE))
+        failed = failed or bool(summary['errors']) or \
+            summary['p99'] >= DEADLINE
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
