@@ -32,6 +32,14 @@ def run(*args, timeout=240):
     return done.stdout
 
 
+def table_rows(out):
+    """{label: cells} of bench.bench's table rows of apps (their final
+    state is one word: exact or -)."""
+    return {cells[0]: cells[1:] for cells in (
+        line.rsplit(None, 8) for line in out.splitlines()
+        if line.startswith(('sim_api on', 'floor with')))}
+
+
 def test_bench_replays_on_each_backend_beside_the_floor(scenario, backend,
                                                         request):
     args = ['bench.bench', '--scenario', scenario, '--backends', backend]
@@ -50,8 +58,7 @@ def test_bench_compares_transports_floors_and_a_checkout_before(
     out = run('bench.bench', '--scenario', scenario, '--backends', 'mariadb',
               '--mariadb', MARIADB_URL, '--mariadb', mariadb_socket_url,
               '--before', ROOT, '--db-floor')
-    rows = {line[:44].strip(): line.split() for line in out.splitlines()
-            if line.startswith(('sim_api on', 'floor with'))}
+    rows = table_rows(out)
     assert sorted(rows) == ['floor with MariaDB via TCP',
                             'floor with MariaDB via socket',
                             'sim_api on mariadb (before: %s)'
@@ -61,6 +68,32 @@ def test_bench_compares_transports_floors_and_a_checkout_before(
     for label, cells in rows.items():
         assert cells[-2:] == (['0', '-'] if label.startswith('floor') else
                               ['0', 'exact']), out
+
+
+@pytest.mark.needs('mariadbd', 'mariadb-install-db')
+def test_bench_measures_servers_of_its_own_with_other_settings(scenario):
+    out = run('bench.bench', '--scenario', scenario, '--backends', 'mariadb',
+              '--db-floor', '--own-mariadb', 'innodb_flush_log_at_trx_commit=1',
+              '--own-mariadb', 'innodb_flush_log_at_trx_commit=2,'
+              'innodb_doublewrite=0')
+    rows = table_rows(out)
+    settings = ['innodb_flush_log_at_trx_commit=1',
+                'innodb_flush_log_at_trx_commit=2,innodb_doublewrite=0']
+    assert sorted(rows) == sorted(
+        ['floor with MariaDB with ' + s for s in settings] +
+        ['sim_api on mariadb with ' + s for s in settings]), out
+    for label, cells in rows.items():
+        assert cells[-2:] == (['0', '-'] if label.startswith('floor') else
+                              ['0', 'exact']), out
+
+
+def test_loadtest_takes_turns_with_the_floor_and_a_checkout_before():
+    out = run('bench.loadtest', '--clients', '4', '--processes', '2',
+              '--seconds', '2', '--rounds', '2', '--before', ROOT)
+    for label in ('floor (no-op app)', 'MiniTwit',
+                  'MiniTwit before (%s)' % os.path.basename(ROOT)):
+        assert '\n%s: ' % label in '\n' + out, out
+    assert out.count('errors: 0') == 3, out
 
 
 @pytest.mark.needs('mariadbd', 'mariadb-install-db')
