@@ -94,7 +94,7 @@ OWN_MARIADB = ['--innodb-log-file-size=96M', '--innodb-buffer-pool-size=128M']
 
 
 def own_mariadb(settings, folder, scratch):
-    """{'with SETTINGS': URL} of a new mariadbd with these settings
+    """('with SETTINGS', URL) of a new mariadbd with these settings
     ('name=value,...'), through its socket; stopped when `scratch` ends."""
     root = Path(tempfile.mkdtemp(prefix='mariadb-', dir=folder))
     server = ThrowawayMariaDB(root, options=OWN_MARIADB + [

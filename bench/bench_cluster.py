@@ -13,8 +13,8 @@ same small buffer pool, and on each a fresh database and MiniTwit's apps
   one node, the API on the cluster, and the API on the cluster without
   causal reads (`causal=false`: what wsrep_sync_wait costs), 500 actions
   to each in turn (bench/bench.py's replay);
-- with CLIENTS concurrent clients (bench/loadtest.py's mix) for SECONDS,
-  on one node, then on the cluster, then on the floor.
+- with CLIENTS concurrent clients (bench/loadtest.py's mix) for SECONDS
+  each on one node, on the cluster and on the floor, taking turns.
 
 Nothing is asserted: docs/benchmarks.md has the figures and the command.
 """
@@ -72,21 +72,18 @@ def main(argv=None):
             len(actions), ', '.join(servers)), file=sys.stderr)
         replays = bench.replay_side_by_side(servers, actions)
 
-        loads = {}
+        targets = {}
         for label, url in (('one node', one % 'bench_load'),
                            ('the cluster', cluster_url(cluster, 'bench_load'))):
-            with Server('sim_api:app', url) as api, \
-                    Server('minitwit:app', url) as web:
-                loadtest.register_clients(api.url, args.clients, args.processes)
-                print('%d clients on %s...' % (args.clients, label),
-                      file=sys.stderr)
-                loads[label] = loadtest.run(
-                    {'api': api.url, 'web': web.url}, args.clients,
-                    args.processes, args.seconds, 100_000)
-    with Server('bench.floor_app:app') as floor:
-        loads['floor'] = loadtest.run({'api': floor.url, 'web': floor.url},
-                                      args.clients, args.processes,
-                                      args.seconds, 100_000)
+            api = stack.enter_context(Server('sim_api:app', url))
+            web = stack.enter_context(Server('minitwit:app', url))
+            loadtest.register_clients(api.url, args.clients, args.processes)
+            targets[label] = {'api': api.url, 'web': web.url}
+        targets['floor'] = {'api': servers['floor'], 'web': servers['floor']}
+        print('%d clients on %s, taking turns...' % (
+            args.clients, ', '.join(targets)), file=sys.stderr)
+        loads = loadtest.run_in_turns(targets, args.clients, args.processes,
+                                      args.seconds, 100_000, loadtest.ROUNDS)
 
     bench.print_table('%s: %d actions, sequential, one connection per '
                       'request' % (args.scenario, len(actions)), replays)

@@ -47,6 +47,7 @@ EXPECTED = {'tweet': 204, 'follow': 204, 'unfollow': 204, 'register': 204,
             'api /msgs': 200, 'web /public': 200, 'web /<user>': 200}
 PAGE = 30  # messages, as many as a page of the web UI shows
 TIMEOUT = 5  # seconds: a slower answer counts as an error
+ROUNDS = 4  # turns MiniTwit and the floor take (run_in_turns)
 DATABASE = 'minitwit_loadtest'
 
 
@@ -58,7 +59,7 @@ def name(worker, thread):
 class LoadClient:
     """One client: its own user, kept-alive connections for reads."""
 
-    def __init__(self, urls, worker, thread, names, turn=0):
+    def __init__(self, urls, worker, thread, names, turn):
         self.api = Client(urls['api'], timeout=TIMEOUT)
         self.servers = {app: urlparse(url) for app, url in urls.items()}
         self.read_headers = {'Authorization':
@@ -254,8 +255,9 @@ def main(argv=None):
                         help='how many requests each run sends at most')
     parser.add_argument('--processes', type=int, default=4,
                         help='client processes the clients are spread over')
-    parser.add_argument('--rounds', type=int, default=4,
-                        help='turns MiniTwit and the floor take (default 4)')
+    parser.add_argument('--rounds', type=int, default=ROUNDS,
+                        help='turns MiniTwit and the floor take (default %d)'
+                        % ROUNDS)
     parser.add_argument('--mariadb', metavar='URL',
                         help='use a fresh database on this MariaDB server')
     parser.add_argument('--driver', default='auto',
