@@ -6,8 +6,18 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DATA ?= ../shared/data
-SCENARIO ?= $(DATA)/minitwit_scenario.csv
+# The scenario the replays and benchmarks use: SCENARIO when given; else the
+# course's, from MINITWIT_DATA_DIR (a folder of the course's files) or from
+# `make scenario`; else a generated one (simulator/course_data.py chooses).
+SCENARIO ?=
+# Where `make scenario` keeps the course's scenario, and the generated one (git-ignored).
+DATA_CACHE ?= data
+# Standard library only, with the system's Python: `make scenario` runs before
+# .venv exists (on CircleCI, on the machine that starts the test container).
+COURSE_DATA = $(PYTHON) -m simulator.course_data --cache $(DATA_CACHE)
+# Runs first in a recipe that replays SCENARIO: sets the shell's $scenario, says
+# which file it is. In the recipe, not $(shell): `make -n` generates nothing.
+choose_scenario = scenario="$$($(COURSE_DATA) scenario '$(SCENARIO)')" &&
 URL ?= http://127.0.0.1:5001
 ARTIFACTS ?= artifacts
 # Where the browser test leaves a screenshot of every page it visits.
@@ -27,7 +37,7 @@ WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 # tools use database.py's default, the SQLite file minitwit.db.
 export DATABASE_URL TEST_MARIADB_URL
 
-.PHONY: help install install-mysql serve test deps initdb simulate bench bench-drivers bench-cluster bench-profile bench-passwords
+.PHONY: help install install-mysql serve test deps initdb scenario simulate bench bench-drivers bench-cluster bench-profile bench-passwords
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,22 +76,30 @@ deps: ## install the Debian packages the tests need (tests/system-packages.txt):
 initdb: install ## create the tables in DATABASE_URL (they are also created on first start)
 	$(PY) -m ops.initdb
 
+scenario: ## fetch the course's scenario into data/ (checked; from MINITWIT_DATA_DIR if it has it)
+	@$(COURSE_DATA) fetch
+
 simulate: install ## replay SCENARIO against URL as the course's simulator does (--verify too)
-	$(PY) -m simulator.simulate $(SCENARIO) --url $(URL) --verify $(SIMULATE_ARGS)
+	@$(choose_scenario) \
+	$(PY) -m simulator.simulate "$$scenario" --url $(URL) --verify $(SIMULATE_ARGS)
 
 bench: install-mysql ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
-	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb '$(BENCH_MARIADB_URL)'
+	@$(choose_scenario) \
+	$(PY) -m bench.bench --scenario "$$scenario" --mariadb '$(BENCH_MARIADB_URL)'
 
 bench-drivers: install-mysql ## replay SCENARIO on MariaDB through each MySQL driver peewee supports, side by side
 	$(VENV)/bin/pip install --quiet -r requirements-drivers.txt
-	$(PY) -m bench.bench --scenario $(SCENARIO) --mariadb '$(BENCH_MARIADB_URL)' --backends mariadb \
+	@$(choose_scenario) \
+	$(PY) -m bench.bench --scenario "$$scenario" --mariadb '$(BENCH_MARIADB_URL)' --backends mariadb \
 	  --drivers pymysql,mysqlclient,mariadb,mysql-connector
 
 bench-cluster: install-mysql ## SCENARIO on one MariaDB node and on a 3-node Galera cluster, sequential and 32 clients
-	$(PY) -m bench.bench_cluster --scenario $(SCENARIO)
+	@$(choose_scenario) \
+	$(PY) -m bench.bench_cluster --scenario "$$scenario"
 
 bench-profile: install-mysql ## where a simulator request's time goes on MariaDB: statements, round trips, app/driver/server ms
-	$(PY) -m bench.profile_api --scenario $(SCENARIO)
+	@$(choose_scenario) \
+	$(PY) -m bench.profile_api --scenario "$$scenario"
 
 bench-passwords: install ## what hashing and verifying a password costs (argon2id, the original's pbkdf2)
 	$(PY) -m bench.bench_passwords

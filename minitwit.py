@@ -6,8 +6,13 @@ simulator API, so a user registered there signs in here, and a message
 posted there shows here at once.
 
 What every request goes through is in `web_request` below: the body size
-cap, a pooled database connection, the signed-in user, the CSRF check of
-every POST, and a 503 page when the database is unavailable.
+cap, a pooled database connection, the signed-in user, the refusal of
+requests that change something on another site's behalf, and a 503 page
+when the database is unavailable.
+
+Cross-site requests are told apart as browsers say them (Sec-Fetch-Site,
+else Origin), not with tokens in forms: the course's scripts post plain
+forms and follow the original's GET links, as they did with the original.
 
 Sessions are a cookie holding the user id and an HMAC of it, made here with
 hmac and hashlib (not Bottle's signed cookies, which unpickle what they
@@ -18,15 +23,15 @@ import base64
 import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
-import secrets
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 import bottle
-from bottle import Bottle, redirect, request, response, static_file
+from bottle import Bottle, abort, redirect, request, response, static_file
 from peewee import IntegrityError
 
 import database
@@ -34,7 +39,7 @@ import models
 import observability
 import passwords
 import shutdown
-from models import Message, User
+from models import Message, Session, SignInFailure, User
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # Absolute, so the app finds its files whatever folder it is started from.
@@ -44,6 +49,11 @@ STATIC = os.path.join(ROOT, 'static')
 PER_PAGE = 30
 MAX_BODY = 64 * 1024
 SESSION_LIFETIME = 30 * 24 * 3600  # seconds; then sign in again
+# Failed sign-ins allowed a minute, per user name and per client address
+# (several people may share one), before a 429: a password guesser gets
+# 5 guesses a minute at one account.
+NAME_FAILURES = 5
+ADDRESS_FAILURES = 20
 MIN_SECRET = 32
 DEVELOPMENT_SECRET = 'minitwit-development-secret-never-use-in-production'  # noqa: S105 (production refuses it)
 
@@ -80,7 +90,7 @@ app = Bottle()
 database.configure(announce=True)
 
 
-# --- signed values: the session, flashes and CSRF tokens -----------------------
+# --- signed values: the session and flashes -------------------------------------
 
 def signature(purpose, value):
     """An HMAC-SHA256 of `value`; `purpose` keeps a signature made for one
@@ -129,29 +139,36 @@ def current_user():
     return request.environ.get('minitwit.user')
 
 
-def session_value(user_id, issued=None):
-    """What a session cookie signs: the user id and when it was issued."""
-    return '%d:%d' % (user_id, time.time() if issued is None else issued)
+def session_value(user_id, issued=None, generation=0):
+    """What a session cookie signs: the user id, when it was issued, and
+    how many times the user had signed out then (models.Session)."""
+    return '%d:%d:%d' % (user_id, time.time() if issued is None else issued,
+                         generation)
 
 
 def signed_in_user():
-    """The User the session cookie names, if its signature holds and it was
-    issued less than SESSION_LIFETIME ago (a stolen cookie does not last)."""
+    """The User the session cookie names, if its signature holds, it was
+    issued less than SESSION_LIFETIME ago (a stolen cookie does not last)
+    and the user has not signed out since."""
     value = unsign('session', request.get_cookie('session'))
-    match = re.fullmatch(r'(\d{1,18}):(\d{1,18})', value or '')
+    match = re.fullmatch(r'(\d{1,18}):(\d{1,18}):(\d{1,18})', value or '')
     if match is None:
         return None
     age = time.time() - int(match.group(2))
     if not -60 < age < SESSION_LIFETIME:
         return None
-    return User.by_id(int(match.group(1)))
+    user, generation = Session.user(int(match.group(1)))
+    if generation != int(match.group(3)):
+        return None
+    return user
 
 
 def sign_in(user):
-    """Make this browser `user`'s: the session cookie holds only the id
-    (and when it was issued), for SESSION_LIFETIME."""
-    set_cookie('session', sign('session', session_value(user.user_id)),
-               max_age=SESSION_LIFETIME)
+    """Make this browser `user`'s: the session cookie holds only the id,
+    when it was issued and the user's sign-out count, for SESSION_LIFETIME."""
+    generation = Session.user(user.user_id)[1]
+    set_cookie('session', sign('session', session_value(
+        user.user_id, generation=generation)), max_age=SESSION_LIFETIME)
 
 
 def flash(message):
@@ -170,35 +187,15 @@ def pop_flashes():
     return json.loads(base64.urlsafe_b64decode(data)) if data else []
 
 
-def csrf_token():
-    """The token this browser's forms carry: bound to its `csrf` cookie (a
-    random value set on its first visit) and to who is signed in, so a
-    token is no use to another browser, nor after signing in or out."""
-    nonce = request.environ.get('minitwit.csrf') or request.get_cookie('csrf')
-    if not nonce or not re.fullmatch(r'[A-Za-z0-9_-]{22,64}', nonce):
-        nonce = secrets.token_urlsafe(24)
-        set_cookie('csrf', nonce)
-    request.environ['minitwit.csrf'] = nonce
-    user = current_user()
-    return signature('csrf', '%s|%s' % (nonce, user.user_id if user else ''))
-
-
-def csrf_ok():
-    """Whether this POST carries the token of the form we gave this browser."""
-    nonce = request.get_cookie('csrf')
-    given = request.forms.get('csrf_token', '')
-    return bool(nonce) and hmac.compare_digest(
-        given.encode('utf-8'), csrf_token().encode('ascii'))
-
-
 # --- pages -------------------------------------------------------------------
 
 class PageError(Exception):
     """An error page, raised anywhere below a view."""
 
-    def __init__(self, status, message, title=None):
+    def __init__(self, status, message, title=None, confirm=None):
         super().__init__(message)
         self.status, self.message, self.title = status, message, title
+        self.confirm = confirm
 
 
 # A timeline page calls the three below for each of its 30 messages, and
@@ -209,8 +206,27 @@ TEMPLATE_CACHE = 4096
 
 @functools.lru_cache(TEMPLATE_CACHE)
 def user_url(username):
-    """The URL of a user's timeline; any name works, '/' and spaces too."""
-    return '/' + quote(username)
+    """The URL of a user's timeline, for any name: every character that is
+    not safe in one path segment is quoted ('/' and '\\' too), so the link
+    stays on this site and reaches that user. Names that a browser or a
+    fixed route would read otherwise ('..', 'public') are marked with a
+    leading '!', which quoting never leaves in a name (see user_name)."""
+    segment = quote(username, safe='')
+    if username in ('.', '..') or username in fixed_segments():
+        segment = '!' + segment
+    return '/' + segment
+
+
+def user_name(segment):
+    """The user name that a segment of a user_url stands for."""
+    return unquote(segment.removeprefix('!'))
+
+
+@functools.cache
+def fixed_segments():
+    """The first path segments of the fixed routes (/public, /login...)."""
+    return {route.rule.split('/')[1] for route in app.routes
+            if '<' not in route.rule.split('/')[1]}
 
 
 @functools.lru_cache(TEMPLATE_CACHE)
@@ -227,23 +243,34 @@ def format_datetime(timestamp):
     return time.strftime('%Y-%m-%d @ %H:%M', time.gmtime(timestamp))
 
 
+def escape(text):
+    """HTML-escape `text` as the original's templates (Jinja) did: quotes
+    as &#34; and &#39;, so pages and flashes read as the original's."""
+    return (str(text).replace('&', '&amp;').replace('<', '&lt;')
+            .replace('>', '&gt;').replace('"', '&#34;').replace("'", '&#39;'))
+
+
+class Template(bottle.SimpleTemplate):
+    """Bottle's templates with `escape`, in the layout they rebase on too."""
+
+    def prepare(self, **options):
+        super().prepare(**dict(options, escape_func=escape))
+
+
 def render(name, **values):
-    """A page from views/, with what the layout needs. The templates call
-    csrf_token() where they show a form: the token is made once for a page
-    of several forms, and not at all for a page without one (a visitor's
-    timeline), which then sets no cookie."""
+    """A page from views/, with what the layout needs."""
     return bottle.template(
-        name, template_lookup=VIEWS, user=current_user(),
-        flashes=pop_flashes(), csrf_token=functools.cache(csrf_token),
-        user_url=user_url, gravatar=gravatar,
-        format_datetime=format_datetime, **values)
+        name, template_adapter=Template, template_lookup=VIEWS,
+        user=current_user(), flashes=pop_flashes(), user_url=user_url,
+        gravatar=gravatar, format_datetime=format_datetime, **values)
 
 
-def error_page(status, message, title=None):
-    """A page that says what went wrong, with status `status`."""
+def error_page(status, message, title=None, confirm=None):
+    """A page that says what went wrong, with status `status`; `confirm`,
+    a path of ours, adds a button that POSTs to it."""
     response.status = status
     return render('error.tpl', title=title or response.status_line[4:],
-                  message=message)
+                  message=message, confirm=confirm)
 
 
 def form(name):
@@ -288,6 +315,25 @@ def my_timeline(status=200, **values):
                          endpoint='timeline', **values)
 
 
+def client_address():
+    """The address of the client: behind nginx on this host (a loopback
+    peer), the one nginx says in X-Real-IP, which it always sets."""
+    peer = request.environ.get('REMOTE_ADDR', '')
+    try:
+        proxied = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        proxied = False
+    return request.environ.get('HTTP_X_REAL_IP', peer) if proxied else peer
+
+
+def sign_in_subjects(username):
+    """The SignInFailure subjects of a sign-in as `username` from this
+    client: hashed, so that what people type as a name (a password, at
+    times) is not kept, and any name fits the column."""
+    return ['%s:%s' % (kind, hashlib.sha256(value.encode('utf-8')).hexdigest())
+            for kind, value in (('name', username), ('addr', client_address()))]
+
+
 def signed_in_or_401(action):
     """The signed-in user; anyone else gets a 401 page."""
     user = current_user()
@@ -305,20 +351,50 @@ def user_or_404(user, username):
 
 # --- what every request goes through ------------------------------------------
 
+DEFAULT_PORTS = {'http': 80, 'https': 443}
+
+
+def origin(url):
+    """(scheme, host, port) of a URL; ValueError for a malformed one."""
+    parts = urlsplit(url)
+    return (parts.scheme.lower(), (parts.hostname or '').lower(),
+            parts.port or DEFAULT_PORTS.get(parts.scheme.lower()))
+
+
+def cross_site():
+    """Whether the browser says another site's page sent this request.
+
+    Browsers say where a request comes from: Sec-Fetch-Site, or (older
+    ones) Origin, compared with our own origin as the browser sees it
+    (behind nginx, X-Forwarded-Proto and Host). A request with neither
+    comes from a script or an old browser, not from another site's page
+    in a browser that could carry this user's cookie: it goes through,
+    as with the original (and Go's CrossOriginProtection)."""
+    # From the environ: Bottle's get_header fails on a value not UTF-8.
+    fetch_site = request.environ.get('HTTP_SEC_FETCH_SITE')
+    if fetch_site is not None:
+        return fetch_site not in ('same-origin', 'none')
+    sender = request.environ.get('HTTP_ORIGIN')
+    if sender is None:
+        return False
+    try:
+        return origin(sender) != origin(request.url)
+    except ValueError:
+        return True  # 'null' (a sandboxed or privacy-sensitive page) too
+
+
 def check_request():
-    """Refuse what no view should see: bodies bigger than a form, paths
-    that are not UTF-8 (Bottle drops those bytes, which could show a
-    different user) and POSTs without this browser's CSRF token."""
+    """Refuse what no view should see: bodies bigger than a form, and a
+    change (a POST, or the original's GET links) asked for by another
+    site's page. A GET gets a button that does it from our own page."""
     if request.content_length > MAX_BODY:
         raise PageError(413, 'That was more than a form can hold.')
-    try:
-        request.environ['bottle.raw_path'].encode('latin-1').decode('utf-8')
-    except UnicodeError:
-        raise PageError(400, 'That address is not valid UTF-8.') from None
-    if request.method == 'POST' and not csrf_ok():
-        raise PageError(403, 'This form has expired or did not come from '
-                        'MiniTwit. Please go back, reload the page and try '
-                        'again.', title='Form expired')
+    changes = request.method == 'POST' or request.route.config.get('changes')
+    if changes and cross_site():
+        raise PageError(
+            403, 'This request came from another site, so MiniTwit did '
+            'nothing. If you meant it, do it here.', title='Not from MiniTwit',
+            confirm=request.path if request.method == 'GET' else None)
 
 
 def web_request(callback):
@@ -330,13 +406,15 @@ def web_request(callback):
             # it must see what this browser wrote, whichever database node
             # the write went to.
             database.causal(request.method == 'POST' or
+                            request.route.config.get('changes') or
                             request.get_cookie('flash') is not None)
             with database.connection():
                 request.environ['minitwit.user'] = signed_in_user()
                 check_request()
                 return callback(*args, **kwargs)
         except PageError as error:
-            return error_page(error.status, error.message, error.title)
+            return error_page(error.status, error.message, error.title,
+                              error.confirm)
         except database.UNAVAILABLE_ERRORS:
             response.set_header('Retry-After', '1')
             return error_page(503, 'MiniTwit cannot reach its database right '
@@ -345,6 +423,37 @@ def web_request(callback):
 
 
 app.install(web_request)
+
+
+def sent_path():
+    """The path as the client sent it, still quoted, from waitress's
+    REQUEST_URI; None without one (then PATH_INFO, unquoted, is all)."""
+    raw = request.environ.get('REQUEST_URI')
+    if not raw:
+        return None
+    # Absolute in a request to a proxy; '//x' is a path here, not a host.
+    return raw.partition('?')[0] if raw.startswith('/') else urlsplit(raw).path
+
+
+@app.hook('before_request')
+def route_on_sent_path():
+    """Route on the path as the client sent it, each segment quoted alike,
+    so that a user called 'a/follow' (/a%2Ffollow) is not read as the
+    follow link of 'a' (/a/follow). A path that is not UTF-8 is refused:
+    decoding it would drop bytes and could name another user."""
+    sent = sent_path()
+    segments = []
+    for segment in (sent or request.environ['bottle.raw_path']).split('/'):
+        marker = '!' if sent and segment.startswith('!') else ''
+        data = segment.removeprefix(marker).encode('latin-1')
+        if sent:
+            data = unquote_to_bytes(data)
+        try:
+            data.decode('utf-8')
+        except UnicodeError:
+            abort(400, 'That address is not valid UTF-8.')
+        segments.append(marker + quote(data, safe=''))
+    request.environ['PATH_INFO'] = '/'.join(segments)
 
 
 @app.hook('after_request')
@@ -376,16 +485,18 @@ def static(filename):
 @app.get('/healthz', skip=[web_request])
 def healthz():
     """200 when this process can reach the database, else 503 (for
-    deploys and load balancers)."""
+    deploys and load balancers): only that, to anybody. Which database
+    node it uses, the API's /healthz tells the simulator's credentials."""
     response.content_type = 'application/json'
     try:
         database.causal(False)
         with database.connection():
-            status = database.status()
+            database.status()
     except database.UNAVAILABLE_ERRORS:
         response.status = 503
+        response.set_header('Retry-After', '1')
         return json.dumps({'status': 'unavailable'})
-    return json.dumps({'status': 'ok', 'database': status})
+    return json.dumps({'status': 'ok'})
 
 
 @app.get('/')
@@ -439,32 +550,38 @@ def login():
         redirect('/')
     error = None
     if request.method == 'POST':
+        name, address = sign_in_subjects(form('username'))
+        wait = SignInFailure.wait({name: NAME_FAILURES,
+                                   address: ADDRESS_FAILURES})
+        if wait:
+            response.set_header('Retry-After', str(wait))
+            raise PageError(429, 'Too many failed sign-ins. Please wait %d '
+                            'seconds, then try again.' % wait,
+                            title='Too many tries')
         user = User.by_name(form('username'))
         if user is None:
             error = 'Invalid username'
         elif not user.check_password(form('password')):
             error = 'Invalid password'
-        else:
+        if error is None:
+            SignInFailure.clear(name)
             sign_in(user)
             flash('You were logged in')
             redirect('/')
+        with database.db.atomic():
+            SignInFailure.add([name, address])
         response.status = 400
     return render('login.tpl', title='Sign In', error=error,
                   username=form('username'))
 
 
-@app.get('/logout')
-def logout_page():
-    """Signing out is a POST; this page holds the button for links and
-    bookmarks that still point here."""
-    if current_user() is None:
-        redirect('/public')
-    return render('logout.tpl', title='Sign Out')
-
-
-@app.post('/logout')
+@app.route('/logout', method=['GET', 'POST'], changes=True)
 def logout():
-    """Sign out."""
+    """Sign out: the original's link, or the button in the navigation.
+    It ends every session of the user, a cookie copied before included."""
+    if current_user() is not None:
+        with database.db.atomic():
+            Session.end_all(current_user().user_id)
     delete_cookie('session')
     flash('You were logged out')
     redirect('/public')
@@ -483,21 +600,21 @@ def add_message():
     redirect('/')
 
 
-@app.post('/<username:path>/follow')
+@app.route('/<username:path>/follow', method=['GET', 'POST'], changes=True)
 def follow_user(username):
-    """Follow `username`."""
+    """Follow `username`: the original's link, or the button on their page."""
     user = signed_in_or_401('follow someone')
-    other = user_or_404(User.by_name(username), username)
+    other = user_or_404(User.by_name(user_name(username)), user_name(username))
     user.follow(other)
     flash('You are now following "%s"' % other.username)
     redirect(user_url(other.username))
 
 
-@app.post('/<username:path>/unfollow')
+@app.route('/<username:path>/unfollow', method=['GET', 'POST'], changes=True)
 def unfollow_user(username):
     """Stop following `username`."""
     user = signed_in_or_401('unfollow someone')
-    other = user_or_404(User.by_name(username), username)
+    other = user_or_404(User.by_name(user_name(username)), user_name(username))
     user.unfollow(other)
     flash('You are no longer following "%s"' % other.username)
     redirect(user_url(other.username))
@@ -507,8 +624,8 @@ def unfollow_user(username):
 def user_timeline(username):
     """One user's messages, with follow or unfollow for the signed-in."""
     viewer = current_user()
-    profile = user_or_404(User.profile(username, viewer and viewer.user_id),
-                       username)
+    name = user_name(username)
+    profile = user_or_404(User.profile(name, viewer and viewer.user_id), name)
     return timeline_page(
         "%s's Timeline" % profile.username,
         functools.partial(Message.user_timeline, profile.user_id),

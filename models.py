@@ -12,9 +12,11 @@ from collections import namedtuple
 from peewee import (
     EXCLUDED,
     JOIN,
+    SQL,
     AutoField,
     BigIntegerField,
     BooleanField,
+    Case,
     CharField,
     CompositeKey,
     ForeignKeyField,
@@ -313,6 +315,30 @@ class Latest(BaseModel):
         cls.update(value=-1).execute()
 
 
+class TweetKey(BaseModel):
+    """A simulator tweet stored: the request's `latest` and its author.
+
+    The idempotency key of POST /msgs/<user>: stored in the message's own
+    transaction, so that a tweet sent again with the same `latest` (a retry
+    after a 503 whose commit did reach the disk) fails on this primary key
+    and stores nothing twice. A tweet without `latest` has no key.
+    """
+    latest = BigIntegerField()
+    author_id = IntegerField()  # no foreign key: see schema.sql
+
+    class Meta:
+        table_name = 'tweet_key'
+        primary_key = CompositeKey('latest', 'author_id')
+
+    @staticmethod
+    def claim_statement(latest, username):
+        """Store the key of `username`'s tweet sent with `latest`: a
+        statement for the tweet's own transaction, before the message's.
+        IntegrityError when that tweet was stored already; no row when
+        there is no such user."""
+        return _claim_tweet.statement(latest, username)
+
+
 class RowCount(BaseModel):
     """How many rows `user`, `message` and `follower` hold: kept current by
     schema.sql's triggers, in 64 shards a table so that concurrent writers
@@ -332,12 +358,98 @@ class RowCount(BaseModel):
         return {tbl: int(n) for tbl, n in rows}
 
 
-MODELS = (User, Message, Follower, Latest, RowCount)
+class Session(BaseModel):
+    """How many times a user has signed out: a session cookie names the
+    count it was issued under and is good while that is still the count,
+    so signing out ends every session issued before, on every browser.
+    A user who never signed out has no row: 0."""
+    user_id = IntegerField(primary_key=True)
+    generation = IntegerField()
+
+    class Meta:
+        table_name = 'user_session'
+
+    @classmethod
+    def user(cls, user_id):
+        """(User, generation) of the user `user_id`, in one query, or
+        (None, None)."""
+        rows = _session_user.rows(user_id)
+        if not rows:
+            return None, None
+        return User._from_row(rows[0][:-1]), rows[0][-1]
+
+    @classmethod
+    def end_all(cls, user_id):
+        """End every session of the user `user_id`."""
+        query = cls.insert(user_id=user_id, generation=1)
+        update = {cls.generation: cls.generation + 1}
+        if is_mysql():  # ON DUPLICATE KEY: MySQL takes no conflict target
+            query = query.on_conflict(update=update)
+        else:
+            query = query.on_conflict(conflict_target=[cls.user_id],
+                                      update=update)
+        query.execute()
+
+
+class SignInFailure(BaseModel):
+    """Failed sign-ins of one user name or one client address (`subject`,
+    'name:' or 'addr:' and a hash) since `since`, a window of WINDOW
+    seconds. In the database, so that every process and host counts
+    together."""
+    subject = CharField(max_length=80, primary_key=True)
+    failures = IntegerField()
+    since = BigIntegerField()
+
+    WINDOW = 60
+
+    class Meta:
+        table_name = 'sign_in_failure'
+
+    @classmethod
+    def wait(cls, limits, now=None):
+        """How many seconds until `limits` ({subject: most failures}) allow
+        another try: 0 when they do now."""
+        now = time.time() if now is None else now
+        rows = cls.select().where(cls.subject.in_(list(limits)))
+        return max([0] + [int(row.since + cls.WINDOW - now) + 1 for row in rows
+                          if row.failures >= limits[row.subject] and
+                          row.since + cls.WINDOW > now])
+
+    @classmethod
+    def add(cls, subjects, now=None):
+        """Count a failure of each of `subjects`: one more in the current
+        window, or the first of a new one."""
+        now = int(time.time() if now is None else now)
+        current = cls.since > now - cls.WINDOW
+        for subject in subjects:
+            query = cls.insert(subject=subject, failures=1, since=now)
+            # MySQL sets these in order, so `failures` is decided on the
+            # window as it was, before `since` moves.
+            update = {cls.failures: Case(None, [(current, cls.failures + 1)], 1),
+                      cls.since: Case(None, [(current, cls.since)], now)}
+            if is_mysql():
+                query = query.on_conflict(update=update)
+            else:
+                query = query.on_conflict(conflict_target=[cls.subject],
+                                          update=update)
+            query.execute()
+
+    @classmethod
+    def clear(cls, subject):
+        cls.delete().where(cls.subject == subject).execute()
+
+
+MODELS = (User, Message, Follower, Latest, TweetKey, Session, SignInFailure,
+          RowCount)
 
 
 _user_by_name = Prepared(lambda name: User.select().where(User.username == name))
 _user_by_id = Prepared(lambda user_id: User.select().where(
     User.user_id == user_id))
+_session_user = Prepared(lambda user_id: User.select(
+    User, fn.COALESCE(Session.generation, SQL('0')))
+    .join(Session, JOIN.LEFT_OUTER, on=(Session.user_id == User.user_id))
+    .where(User.user_id == user_id))
 _users_by_names = Prepared(lambda first, second: User.select().where(
     User.username.in_([first, second])))
 _post = Prepared(lambda author, text, pub_date, flagged: Message.insert(
@@ -346,6 +458,10 @@ _post_as = Prepared(lambda text, pub_date, flagged, username: Message.insert_fro
     User.select(User.user_id, Value(text), Value(pub_date), Value(flagged))
     .where(User.username == username),
     [Message.author, Message.text, Message.pub_date, Message.flagged]))
+
+_claim_tweet = Prepared(lambda latest, username: TweetKey.insert_from(
+    User.select(Value(latest), User.user_id).where(User.username == username),
+    [TweetKey.latest, TweetKey.author_id]))
 
 
 # A user page's user, and whether the viewer follows them: building this

@@ -55,6 +55,35 @@ INSERT INTO latest (id, value)
   SELECT 1, -1 FROM (SELECT 1 AS one) AS seed
   WHERE NOT EXISTS (SELECT 1 FROM latest WHERE id = 1);
 
+-- The simulator's tweets stored so far, by the request's `latest` and the
+-- author: a tweet sent again with the same `latest` (a retry after a 503
+-- whose commit did reach the disk) is not stored twice. Written in the
+-- message's own transaction; the key decides between concurrent retries.
+-- `latest` first: the simulator's ids only grow, so new keys go at the end
+-- of the index. No foreign key, so that removing users or messages never
+-- waits on this table; a key whose user is gone is harmless.
+CREATE TABLE IF NOT EXISTS tweet_key (
+  latest BIGINT NOT NULL,
+  author_id INTEGER NOT NULL,
+  PRIMARY KEY (latest, author_id)
+) /*! ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 */;
+
+-- How many times each user has signed out: a session cookie carries the
+-- count it was issued under, and signing out ends every session issued
+-- before. A user who never signed out has no row (0).
+CREATE TABLE IF NOT EXISTS user_session (
+  user_id INTEGER NOT NULL PRIMARY KEY,
+  generation INTEGER NOT NULL
+) /*! ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 */;
+
+-- Failed sign-ins per user name and per client address (hashed) in the
+-- current minute: the web UI refuses more than a few.
+CREATE TABLE IF NOT EXISTS sign_in_failure (
+  subject VARCHAR(80) NOT NULL PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  since BIGINT NOT NULL
+) /*! ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 */;
+
 -- How many rows the three tables hold, kept current by the triggers below,
 -- so that /metrics reads 192 small rows at any table size instead of
 -- counting millions. Each table's count is spread over 64 shards by id:

@@ -2,15 +2,23 @@
 
 A Bottle app, WSGI callable `sim_api:app` (port 5001), to the letter of the
 course's spec: /latest, /register, /msgs, /msgs/<user>, /fllws/<user>.
-Every answer is JSON; every error is {"status": N, "error_msg": "..."}.
+Every answer is JSON (with `X-Content-Type-Options: nosniff`); every error
+is {"status": N, "error_msg": "..."}.
 
 What every request goes through is in `simulator_request` below: the body
 size cap, the Basic credentials, the `latest` parameter and a pooled
 database connection. `latest` is stored in the same transaction as the
 action it came with (see `record`), or on its own when the action wrote
 nothing, so it is never ahead of or behind the data. A write is that one
-transaction and nothing more: on MariaDB a single round trip, with no
-lookup first (the statements find their users by name themselves).
+transaction: on MariaDB a single round trip, with no lookup first (the
+statements find their users by name themselves), but for a register,
+which first makes sure its name is free before it hashes the password.
+
+Every write is safe to send again (a 503 may come after its commit): a
+follow or unfollow done already changes nothing, a register of a taken name
+is refused, and a tweet with `latest` stores its key (`TweetKey`, the
+author and `latest`) in its own transaction, so that the same tweet sent
+again with the same `latest` is stored once.
 """
 import base64
 import binascii
@@ -27,7 +35,7 @@ import models
 import observability
 import passwords
 import shutdown
-from models import Latest, Message, User
+from models import Latest, Message, TweetKey, User
 
 app = Bottle()
 database.configure(announce=True)
@@ -54,13 +62,19 @@ class ApiError(Exception):
         self.message = message
 
 
-def json_response(data, status=200):
+# Every JSON answer's: a browser must never take one for a page or script.
+JSON_HEADERS = {'Content-Type': 'application/json',
+                'X-Content-Type-Options': 'nosniff'}
+
+
+def json_response(data, status=200, headers=None):
     return HTTPResponse(json.dumps(data, ensure_ascii=False), status,
-                        content_type='application/json')
+                        headers=dict(JSON_HEADERS, **(headers or {})))
 
 
-def error_response(status, message):
-    return json_response({'status': status, 'error_msg': message}, status)
+def error_response(status, message, headers=None):
+    return json_response({'status': status, 'error_msg': message}, status,
+                         headers)
 
 
 def no_content():
@@ -122,9 +136,11 @@ def simulator_request(callback):
         except ApiError as error:
             return error_response(error.status, error.message)
         except database.UNAVAILABLE_ERRORS:
-            response.set_header('Retry-After', '1')
+            # On the answer itself: Bottle's global `response` loses its
+            # headers to the HTTPResponse returned.
             return error_response(503, 'The database is unavailable right '
-                                  'now; try again in a moment')
+                                  'now; try again in a moment',
+                                  {'Retry-After': '1'})
     return wrapper
 
 
@@ -141,16 +157,16 @@ def reject_undecodable_path():
         raise error_response(400, 'The path is not valid UTF-8') from None
 
 
-def record(write=None):
-    """Run the statement `write` and store this request's `latest` in one
-    transaction; the write's result (.rowcount), or None without one."""
+def record(*writes):
+    """Run the statements `writes` and store this request's `latest` in one
+    transaction; the last write's result (.rowcount), or None without one."""
     latest = request.environ.get('minitwit.latest')
-    statements = [] if write is None else [write]
+    statements = list(writes)
     if latest is not None:
         statements.append(Latest.set_statement(latest))
     results = database.transaction(*statements) if statements else []
     request.environ['minitwit.latest_stored'] = True
-    return results[0] if write is not None else None
+    return results[len(writes) - 1] if writes else None
 
 
 def json_object():
@@ -209,6 +225,10 @@ def register():
     username, email, password = (data.get('username'), data.get('email'),
                                  data.get('pwd'))
     error = models.registration_error(username, email, password)
+    if error is None and User.by_name(username) is not None:
+        # Before the hash (~16 ms of CPU), not after: a taken name costs a
+        # lookup. The unique index still decides between two at once.
+        error = 'The username is already taken'
     if error is None:
         pw_hash = passwords.hash_password(password)
         try:
@@ -236,12 +256,23 @@ def messages_of(username):
 
 @app.post('/msgs/<username:path>')
 def post_message(username):
-    """Record a message by `username`: 204, or 404 for an unknown user."""
+    """Record a message by `username`: 204, or 404 for an unknown user.
+    Sent again with the same `latest`, it is stored once (TweetKey)."""
     content = json_object().get('content')
     error = models.message_error(content)
     if error is not None:
         raise ApiError(400, error)
-    if record(User.post_as_statement(username, content)).rowcount != 1:
+    latest = request.environ['minitwit.latest']
+    post = User.post_as_statement(username, content)
+    writes = [post] if latest is None else \
+        [TweetKey.claim_statement(latest, username), post]
+    try:
+        posted = record(*writes)
+    except IntegrityError:
+        # Its key is taken: this very tweet was stored, `latest` with it.
+        request.environ['minitwit.latest_stored'] = True
+        return no_content()
+    if posted.rowcount != 1:
         raise ApiError(404, unknown_user(username))
     return no_content()
 
@@ -281,19 +312,26 @@ def follow_or_unfollow(username):
 def openapi():
     """This API in OpenAPI 3: openapi.json, beside this file."""
     return static_file('openapi.json',
-                       root=os.path.dirname(os.path.abspath(__file__)))
+                       root=os.path.dirname(os.path.abspath(__file__)),
+                       headers={'X-Content-Type-Options': 'nosniff'})
 
 
 @app.get('/healthz', auth=False, latest=False, causal=False)
 def healthz():
-    """200 when this process can reach the database, else 503; which
-    database node it uses (and on a Galera cluster, the cluster's size)."""
-    return json_response({'status': 'ok', 'database': database.status()})
+    """200 when this process can reach the database, else 503. Which node
+    it uses (on a Galera cluster, the cluster's size and the node's state)
+    only to the simulator's credentials: anybody may ask whether it is up,
+    not learn the database's layout."""
+    status = database.status()
+    if not authorized():
+        return json_response({'status': 'ok'})
+    return json_response({'status': 'ok', 'database': status})
 
 
 def json_error(error):
     """Errors Bottle raises itself (no such route, wrong method, 500)."""
-    response.content_type = 'application/json'
+    for name, value in JSON_HEADERS.items():
+        response.set_header(name, value)
     return json.dumps({'status': error.status_code,
                        'error_msg': error.body or error.status_line})
 

@@ -1,6 +1,6 @@
 """Replay a scenario against the simulator API and against the floor.
 
-    python -m bench.bench --scenario ../shared/data/minitwit_scenario.csv \\
+    python -m bench.bench --scenario data/minitwit_scenario.csv \\
         [--mariadb mysql://root@127.0.0.1:3306 [--mariadb ...]] \\
         [--own-mariadb innodb_flush_log_at_trx_commit=2 [--own-mariadb ...]] \\
         [--backends sqlite,mariadb] [--drivers pymysql,mysqlclient] \\
@@ -163,7 +163,7 @@ def main(argv=None):
 
     if not os.path.exists(args.scenario):
         sys.exit('no scenario at %s: pass --scenario (make bench SCENARIO=...); '
-                 'the course\'s is minitwit_scenario.csv' % args.scenario)
+                 '`make scenario` puts the course\'s in data/' % args.scenario)
     actions = list(simulate.read_scenario(args.scenario, args.limit))
     drivers = args.drivers.split(',') if args.drivers else None
     backends = args.backends.split(',')

@@ -1,7 +1,7 @@
 """What a Galera cluster costs MiniTwit: the course's scenario on one
 MariaDB node and on a three-node cluster, side by side.
 
-    python -m bench.bench_cluster --scenario ../shared/data/minitwit_scenario.csv \\
+    python -m bench.bench_cluster --scenario data/minitwit_scenario.csv \\
         [--limit N] [--clients 32] [--seconds 20]
 
 It starts a MariaDB server of its own (bench.serving.ThrowawayMariaDB) and

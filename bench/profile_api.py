@@ -2,7 +2,7 @@
 the statements and round trips it takes, and its milliseconds in the app,
 in the driver (and on the wire) and in the server.
 
-    python -m bench.profile_api --scenario ../shared/data/minitwit_scenario.csv \\
+    python -m bench.profile_api --scenario data/minitwit_scenario.csv \\
         [--limit N] [--driver mysqlclient] [--app-root OLD_CHECKOUT] [--tcp]
 
 It starts a MariaDB server of its own (bench.serving.ThrowawayMariaDB,

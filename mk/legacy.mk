@@ -1,6 +1,8 @@
 # Taking over the original ITU-MiniTwit: moderation and the import of its data.
 
-LEGACY ?= $(DATA)/itu_minitwit_legacy.sql
+# The original's database: LEGACY when given, else the course's dump in
+# MINITWIT_DATA_DIR; with neither, a one-line error says so.
+LEGACY ?=
 
 .PHONY: flag import-legacy bench-import
 
@@ -8,7 +10,8 @@ flag: install ## flag messages IDS="1 2" (IDS="--unflag 1 2" undoes, IDS=-i list
 	$(PY) -m ops.flag_tool $(IDS)
 
 import-legacy: install ## copy the original's database LEGACY (.db or .sql dump) into DATABASE_URL
-	$(PY) -m ops.import_legacy $(LEGACY) $(IMPORT_ARGS)
+	@legacy="$$($(COURSE_DATA) legacy '$(LEGACY)')" && \
+	$(PY) -m ops.import_legacy "$$legacy" $(IMPORT_ARGS)
 
 bench-import: install ## import a generated 1,000,000-message legacy DB into SQLite and MariaDB
 	$(PY) -m bench.bench_import --mariadb '$(BENCH_MARIADB_URL)'

@@ -309,7 +309,8 @@ def convert_dump(dump_path, sqlite_path):
     and ignores every other statement (CREATE DATABASE, USE, SET, LOCK ...).
     Returns {table: rows written}.
     """
-    with open(dump_path, encoding='utf-8') as f:
+    # newline='': a carriage return inside a string is data, not a line end.
+    with open(dump_path, encoding='utf-8', newline='') as f:
         try:
             text = f.read()
         except UnicodeDecodeError as error:

@@ -125,7 +125,8 @@ def _shared_mariadb(request):
 
 
 def _empty_tables():
-    for model in (models.Message, models.Follower, models.User):
+    for model in (models.Message, models.Follower, models.User,
+                  models.TweetKey, models.Session, models.SignInFailure):
         model.delete().execute()
     models.Latest.reset()
 

@@ -3,8 +3,10 @@ command lines.
 
 `build_from_scenario` replays a generated scenario the way the original
 system stored it (werkzeug hashes, a follower row per follow even when it
-repeats, unfollow deleting them all), so the tests need neither the course's
-data nor the original code.
+repeats, unfollow deleting them all); `write_mysqldump` writes such a
+database as mysqldump would dump it from MySQL, and `write_course_dump` in
+the format of the course's itu_minitwit_legacy.sql, so the tests need neither
+the course's data nor the original code.
 """
 import os
 import sqlite3
@@ -18,7 +20,6 @@ import database
 from bench.serving import ROOT
 from ops.import_legacy import create_legacy
 
-DATA = os.path.join(ROOT, '..', 'shared', 'data')
 # The two formats the original's werkzeug wrote, alternately.
 HASH_METHODS = ('pbkdf2:sha256:150000', 'scrypt:32768:8:1')
 
@@ -71,6 +72,149 @@ def build_from_scenario(path, actions, flag_every=7):
     conn.commit()
     conn.close()
     return passwords
+
+
+# The course's dump's own statements: its database and the original's
+# tables in MySQL, as itu_minitwit_legacy.sql writes them.
+CREATE_TABLES = """\
+CREATE DATABASE minitwit;
+
+USE minitwit;
+
+CREATE TABLE user (
+  user_id integer primary key auto_increment,
+  username varchar(100) not null,
+  email varchar(200) null,
+  pw_hash varchar(200) not null
+);
+
+CREATE TABLE follower (
+  who_id integer,
+  whom_id integer
+);
+
+CREATE TABLE message (
+  message_id integer primary key auto_increment,
+  author_id integer not null,
+  text varchar(500) not null,
+  pub_date integer,
+  flagged integer
+);
+
+"""
+# mysqldump's start: a comment header, as mysqldump writes one, then those.
+DUMP_HEAD = """\
+-- MySQL dump of the original ITU-MiniTwit's database, written by
+-- tests/legacy_db.py as mysqldump writes one
+-- ------------------------------------------------------
+
+/*!40101 SET NAMES utf8mb4 */;
+
+""" + CREATE_TABLES
+# The course's file starts with a blank line.
+COURSE_HEAD = '\n' + CREATE_TABLES
+# What each style escapes in a string; every other character, tabs, newlines
+# and unicode included, is written as it is, in UTF-8. mysqldump's are
+# mysql_real_escape_string's. The course's file doubles a quote and has no
+# backslash, CR or NULL at all: a backslash is doubled here because MySQL,
+# and so the importer, would read a lone one as an escape.
+ESCAPES = {
+    'mysqldump': {'\0': '\\0', '\n': '\\n', '\r': '\\r', '\\': '\\\\',
+                  "'": "\\'", '"': '\\"', '\x1a': '\\Z'},
+    'course': {"'": "''", '\\': '\\\\'},
+}
+# mysqldump starts a new INSERT when one reaches its buffer's size: a few
+# statements a table, as in a real dump.
+ROWS_PER_INSERT = 500
+# The blank lines the course's file has after each table's rows.
+COURSE_GAPS = {'user': '\n', 'follower': '\n\n', 'message': ''}
+
+
+def sql_value(value, style='mysqldump'):
+    """A value as a dump of `style` writes it: NULL, a number, or a quoted
+    string."""
+    if value is None:
+        return 'NULL'
+    elif isinstance(value, int):
+        return str(value)
+    escapes = ESCAPES[style]
+    return "'%s'" % ''.join(escapes.get(char, char) for char in value)
+
+
+def sql_row(row, style='mysqldump'):
+    """A row's values as a dump of `style` writes them: (1,'a',NULL)."""
+    return '(%s)' % ','.join(sql_value(value, style) for value in row)
+
+
+def insert_statement(table, rows):
+    """One of mysqldump's extended INSERTs: all `rows` in one statement."""
+    return 'INSERT INTO `%s` VALUES\n%s;\n' % (
+        table, ',\n'.join(sql_row(row) for row in rows))
+
+
+def course_insert(table, row):
+    """One row's INSERT as the course's file writes it, a line."""
+    return 'INSERT INTO %s VALUES%s;\n' % (table, sql_row(row, 'course'))
+
+
+def dump_tables(legacy_path):
+    """[(table, rows)] of the original's SQLite database at `legacy_path`, in
+    the order both dumps write them."""
+    conn = sqlite3.connect(legacy_path)
+    # Follower rows in the order they were written: the order of follows.
+    tables = [(table, conn.execute('SELECT * FROM %s ORDER BY %s'  # noqa: S608
+                                   % (table, order)).fetchall())
+              for table, order in (('user', 'user_id'), ('follower', 'rowid'),
+                                   ('message', 'message_id'))]
+    conn.close()
+    return tables
+
+
+def write_mysqldump(legacy_path, dump_path):
+    """Write the original's SQLite database at `legacy_path` as the MySQL
+    dump the original's MySQL server would have given, at `dump_path`."""
+    with open(dump_path, 'w', encoding='utf-8', newline='\n') as out:
+        out.write(DUMP_HEAD)
+        for table, rows in dump_tables(legacy_path):
+            out.write('LOCK TABLES `%s` WRITE;\n' % table)
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                out.write(insert_statement(
+                    table, rows[start:start + ROWS_PER_INSERT]))
+            out.write('UNLOCK TABLES;\n\n')
+
+
+def write_course_dump(legacy_path, dump_path):
+    """Write the original's SQLite database at `legacy_path` at `dump_path`
+    in the course's itu_minitwit_legacy.sql's format: its head, then one
+    single-row INSERT a line, quotes doubled."""
+    with open(dump_path, 'w', encoding='utf-8', newline='\n') as out:
+        out.write(COURSE_HEAD)
+        for table, rows in dump_tables(legacy_path):
+            out.writelines(course_insert(table, row) for row in rows)
+            out.write(COURSE_GAPS[table])
+
+
+def legacy_rows(path):
+    """{table: every row} of a legacy database, in the order written."""
+    conn = sqlite3.connect(path)
+    rows = {table: conn.execute('SELECT * FROM %s ORDER BY rowid'  # noqa: S608
+                                % table).fetchall()
+            for table in ('user', 'follower', 'message')}
+    conn.close()
+    return rows
+
+
+def legacy_texts(path):
+    """{username: the texts of all their messages, flagged too, newest
+    first}: what the scenario that made the database implies."""
+    conn = sqlite3.connect(path)
+    texts = {}
+    for name, text in conn.execute(
+            'SELECT username, text FROM user JOIN message ON author_id = '
+            'user_id ORDER BY pub_date DESC, message_id DESC'):
+        texts.setdefault(name, []).append(text)
+    conn.close()
+    return texts
 
 
 def original_view(path):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_client import AUTH, WRONG_AUTH, follow, path, register, tweet
-from ui_client import add_message, browser, csrf_token, login, register_and_login, texts, user_path
+from ui_client import add_message, browser, login, register_and_login, texts, user_path
 from ui_client import follow as ui_follow
 from ui_client import register as ui_register
 
@@ -165,8 +165,7 @@ def test_no_forged_session_cookie_signs_anyone_in(fresh_db, data):
 def test_the_ui_refuses_a_body_bigger_than_a_form(fresh_db):
     ui = browser(minitwit.app)
     register_and_login(ui, 'ann')
-    token = csrf_token(ui, '/logout')
-    body = 'csrf_token=%s&text=%s' % (token, 'x' * 70_000)
+    body = 'text=%s' % ('x' * 70_000)
     answer = ui.post('/add_message', body, headers={
         'Content-Type': 'application/x-www-form-urlencoded'}, status=413)
     assert 'more than a form can hold' in answer.html.text
@@ -240,12 +239,18 @@ def test_the_ui_checks_signatures_in_constant_time_only(fresh_db, comparisons):
                                            minitwit.session_value(ann)))
     ui.get('/', status=302)
     assert any(b'not-a-signature' in a for a, _ in calls)
-    # The CSRF token too.
+    # The flash cookie too: signed, and checked the same way.
     del verdict['answer']
     ui = browser(minitwit.app)
     login(ui, 'ann', status=200)
-    token = csrf_token(ui, '/logout')
+    ui.post('/add_message', {'text': 'hi'}, status='3*')
+    flash = ui.cookies['flash'].strip('"')  # WebTest keeps Bottle's quotes
     verdict['answer'] = False
-    ui.post('/add_message', {'csrf_token': token, 'text': 'hi'},
-            status=403)
-    assert token.encode() in [given for given, _ in calls]
+    page = ui.get('/public')  # the session is refused too now
+    assert 'Your message was recorded' not in page.text
+    assert page.html.find(class_='flashes') is None
+    signature = flash.rpartition('.')[2]
+    assert signature.encode() in [given for given, _ in calls]
+    del verdict['answer']  # the same cookie, checked for real, shows
+    ui.set_cookie('flash', flash)
+    assert 'Your message was recorded' in ui.get('/').html.find(class_='flashes').text

@@ -104,8 +104,9 @@ def test_the_profile_accounts_for_every_action(scenario):
              ('register', 'tweet', 'follow', 'unfollow')}
     assert '0 errors' in out
     assert sum(int(cells[0]) for cells in table.values()) == 400
-    # A write with its `latest` is one round trip of BEGIN, it, latest, COMMIT.
-    assert table['tweet'][1:3] == ['4.00', '1.00']
+    # A tweet with its `latest` is one round trip of BEGIN, its idempotency
+    # key, the message, latest, COMMIT.
+    assert table['tweet'][1:3] == ['5.00', '1.00']
 
 
 @pytest.mark.needs(*GALERA)

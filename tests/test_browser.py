@@ -8,9 +8,8 @@ Every page visited is saved as a PNG in the folder named by SCREENSHOTS
 import os
 import tempfile
 
+import chromium
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -18,26 +17,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from simulator.simulate import Client
 
-CHROMIUM = '/usr/bin/chromium'
-CHROMEDRIVER = '/usr/bin/chromedriver'
-
 pytestmark = [pytest.mark.slow, pytest.mark.needs('chromium', 'chromedriver')]
 
-
-@pytest.fixture
-def browser():
-    """Headless Chromium; the browser log is kept to catch CSP violations."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ('--headless=new', '--no-sandbox', '--disable-gpu',
-                     '--disable-dev-shm-usage', '--window-size=1000,900'):
-        options.add_argument(argument)
-    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    driver = webdriver.Chrome(options=options,
-                              service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+browser = chromium.browser  # the fixture: headless Chromium
 
 
 @pytest.fixture

@@ -109,6 +109,20 @@ def test_deploy_follows_the_tests_on_main_and_releases_are_weekly():
     assert 'TEST_MARIADB_URL=mysql://root@127.0.0.1:3306' in run
 
 
+def test_the_tests_run_on_the_courses_scenario():
+    """`make scenario` fetches it on the VM before the tests, and the test
+    container, which sees the checkout as /src, gets its data/ as
+    MINITWIT_DATA_DIR: the tests that read the course's files run on it."""
+    steps = [step['run'] for step in load()['jobs']['test']['steps']
+             if isinstance(step, dict) and 'run' in step]
+    names = [step['name'] for step in steps]
+    assert names.index('make scenario') < names.index('make lint test')
+    assert steps[names.index('make scenario')]['command'].strip() == 'make scenario'
+    run = steps[names.index('make lint test')]['command'].replace('\\\n', '')
+    assert '-v "$PWD:/src" -w /src' in run
+    assert re.search(r'-e MINITWIT_DATA_DIR=/src/data .*\.ci/run lint test', run), run
+
+
 @pytest.mark.needs('shellcheck', 'ruby', 'vagrant', 'systemd-analyze')
 def test_the_ci_checks_pass_on_this_tree():
     """make lint's checks of the shell scripts, this config, the

@@ -5,6 +5,7 @@ They run on MariaDB always, on a mariadbd of their own (a temporary datadir,
 127.0.0.1, a free port) so that stopping it disturbs nothing else; killing
 an app is tried on SQLite too.
 """
+import contextlib
 import http.client
 import json
 import signal
@@ -18,7 +19,7 @@ from replay_checks import connect, send, stored_exactly, wrong_answers
 
 from bench.serving import ThrowawayMariaDB, wait_until
 from simulator.gen_scenario import generate_actions
-from simulator.simulate import DEADLINE, Client
+from simulator.simulate import DEADLINE, Client, to_request
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.needs('mariadbd', 'mariadb-install-db')]
@@ -88,6 +89,19 @@ def in_background(fn, *args):
     return thread, result
 
 
+def ask(server, method, path, body=None):
+    """(status, headers, body) of one request as the simulator sends it."""
+    client = Client(server.url, timeout=WAIT)
+    conn = http.client.HTTPConnection(client.host, client.port, timeout=WAIT)
+    try:
+        conn.request(method, path, None if body is None else json.dumps(body),
+                     client.headers)
+        answer = conn.getresponse()
+        return answer.status, answer.headers, answer.read()
+    finally:
+        conn.close()
+
+
 def refuses_connections(port):
     try:
         socket.create_connection(('127.0.0.1', port), timeout=2).close()
@@ -129,6 +143,126 @@ def test_mariadb_goes_away_mid_replay_and_comes_back(mariadb, db_url,
     sent, answered = before + after, answered + statuses
     acked = [a for a, s in zip(sent, answered, strict=True) if s == 204]
     assert stored_exactly(client, db_url, acked)
+
+
+def test_while_mariadb_is_down_both_apps_say_retry_after_one_second(
+        mariadb, db_url, start_server):
+    api = start_server('sim_api:app', db_url)
+    web = start_server('minitwit:app', db_url)
+    assert ask(api, 'POST', '/register?latest=1', {
+        'username': 'ann', 'email': 'ann@x', 'pwd': 'pw'})[0] == 204
+    mariadb.stop()
+    for method, path in [('GET', '/msgs'), ('POST', '/msgs/ann?latest=2'),
+                         ('GET', '/latest'), ('GET', '/healthz')]:
+        status, headers, body = ask(api, method, path, {'content': 'x'})
+        assert (status, json.loads(body)) == (503, UNAVAILABLE), path
+        assert headers['Retry-After'] == '1', path
+        assert headers['X-Content-Type-Options'] == 'nosniff', path
+    status, headers, _ = ask(web, 'GET', '/public')
+    assert (status, headers['Retry-After']) == (503, '1')
+
+
+# --- a write committed, its answer lost ----------------------------------------
+
+class AnswerLosingProxy:
+    """A TCP proxy in front of MariaDB that can lose an answer: after
+    lose_next(), the next packet with a COMMIT in it reaches the server and
+    is run there, but what the server answers is held back until drop()
+    closes that connection, as a server that died right after the commit
+    would leave it."""
+
+    def __init__(self, port):
+        self.target = ('127.0.0.1', port)
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self.listener.getsockname()[1]
+        self.losing = threading.Event()
+        self.victim = None  # (app's socket, server's socket)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def lose_next(self):
+        self.victim = None
+        self.losing.set()
+
+    def drop(self):
+        self._close(self.victim)
+
+    def close(self):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                app, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            pair = (app, socket.create_connection(self.target))
+            for source, sink, up in ((*pair, True), (*pair[::-1], False)):
+                threading.Thread(target=self._pipe, daemon=True,
+                                 args=(pair, source, sink, up)).start()
+
+    def _pipe(self, pair, source, sink, up):
+        try:
+            while data := source.recv(65536):
+                if up and b'COMMIT' in data and self.losing.is_set():
+                    self.losing.clear()
+                    self.victim = pair
+                if not up and self.victim is pair:
+                    continue  # the answer that never arrives
+                sink.sendall(data)
+        except OSError:
+            pass
+        self._close(pair)
+
+    @staticmethod
+    def _close(pair):
+        for sock in pair:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the other pipe up
+            sock.close()
+
+
+def test_writes_retried_after_a_503_that_was_committed_are_done_once(
+        mariadb, db_url, start_server):
+    """The database commits a write, and its answer is lost on the way
+    back: the API answers 503. The same request sent again with the same
+    `latest` does nothing twice: a tweet, a follow and an unfollow answer
+    204, a register 400 (the name is taken, by itself)."""
+    proxy = AnswerLosingProxy(mariadb.port)
+    try:
+        through_proxy = db_url.replace(':%d/' % mariadb.port,
+                                       ':%d/' % proxy.port)
+        server = start_server('sim_api:app', through_proxy)
+        client = Client(server.url, timeout=WAIT)
+        actions = [(1, 'register', ['ann', 'ann@x', 'pw']),
+                   (2, 'register', ['bob', 'bob@x', 'pw']),
+                   (3, 'tweet', ['ann', 'hello']),
+                   (4, 'follow', ['ann', 'bob']),
+                   (5, 'unfollow', ['ann', 'bob'])]
+        assert send(client, actions[0])[0] == 204
+        retried = []
+        for action_id, command, fields in actions[1:]:
+            method, path, body = to_request(command, fields)
+            path += '?latest=%d' % action_id
+            proxy.lose_next()
+            thread, answer = in_background(ask, server, method, path, body)
+            wait_until(lambda n=action_id: latest_in(db_url) == n,
+                       'the commit of %s' % command, WAIT)
+            proxy.drop()
+            thread.join(WAIT)
+            status, headers, _ = answer[0]
+            assert (status, headers['Retry-After']) == (503, '1'), command
+            retried.append(send(client, (action_id, command, fields))[0])
+        assert retried == [400, 204, 204, 204]
+        assert stored_exactly(client, db_url, actions)
+    finally:
+        proxy.close()
+
+
+def latest_in(url):
+    """The `latest` committed in the database."""
+    with connect(url) as conn, conn.cursor() as cur:
+        cur.execute('SELECT MAX(value) FROM latest')
+        return cur.fetchone()[0]
 
 
 # --- the server closes the pooled connections ---------------------------------

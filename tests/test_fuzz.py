@@ -1,6 +1,7 @@
 """Any input at all (any unicode, any length, any JSON type, any bytes)
-into the API's JSON handlers and the web UI's forms: a 2xx, 3xx or 4xx,
-never a 5xx, and a row only when the answer says one was written."""
+into the API's JSON handlers and the web UI's forms, and any Origin and
+Sec-Fetch-Site headers: a 2xx, 3xx or 4xx, never a 5xx, and a row only
+when the answer says one was written."""
 import json
 from urllib.parse import quote, urlencode
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_client import AUTH, register
-from ui_client import browser, csrf_token, register_and_login
+from ui_client import browser, register_and_login, user_path
 
 import minitwit
 from database import connection
@@ -112,15 +113,12 @@ def ui(fresh_db):
     return browser(minitwit.app)
 
 
-def post_form(ui, token, action, data):
-    """POST `data` (a dict of fields, or raw bytes) to `action` with the
-    CSRF token `token`, as a browser submitting a form would."""
-    if isinstance(data, dict):
-        body = urlencode(dict(data, csrf_token=token)).encode()
-    else:
-        body = b'csrf_token=%s&%s' % (token.encode(), data)
-    answer = ui.post(action, body, headers={
-        'Content-Type': 'application/x-www-form-urlencoded'},
+def post_form(ui, action, data, headers=None):
+    """POST `data` (a dict of fields, or raw bytes) to `action`, as a
+    browser submitting a form would."""
+    body = urlencode(data).encode() if isinstance(data, dict) else data
+    answer = ui.post(action, body, headers=dict(
+        headers or {}, **{'Content-Type': 'application/x-www-form-urlencoded'}),
         expect_errors=True)
     assert answer.status_int < 500, (action, body[:200], answer.text[:300])
     return answer.status_int
@@ -132,32 +130,31 @@ def post_form(ui, token, action, data):
 def test_the_sign_up_form_takes_anything(fresh_db, username, email, password,
                                          raw):
     ui = browser(minitwit.app)  # a new visitor each time
-    token = csrf_token(ui, '/register')
     before = rows()
-    status = post_form(ui, token, '/register', {
+    status = post_form(ui, '/register', {
         'username': username, 'email': email, 'password': password,
         'password2': password})
     assert status in (302, 400)
     assert rows()[0] == before[0] + (status == 302)
-    assert post_form(ui, token, '/register', raw) in (302, 400)
-    assert post_form(ui, token, '/login', {
-        'username': username, 'password': password}) in (302, 400)
+    assert post_form(ui, '/register', raw) in (302, 400)
+    # 429: the sign-in throttle, after many failed tries from one address.
+    assert post_form(ui, '/login', {
+        'username': username, 'password': password}) in (302, 400, 429)
 
 
 @fuzz
 @given(text=form_text, raw=st.binary(), name=st.text(min_size=1))
 def test_the_message_and_follow_forms_take_anything(ui, text, raw, name):
-    if ui.get('/logout').status_int != 200:  # not signed in yet
+    if ui.get('/').status_int != 200:  # not signed in yet
         register_and_login(ui, 'ann')
-    token = csrf_token(ui, '/logout')
     before = rows()
-    status = post_form(ui, token, '/add_message', {'text': text})
+    status = post_form(ui, '/add_message', {'text': text})
     assert status in (302, 400)
     assert rows()[1] == before[1] + (status == 302)
-    assert post_form(ui, token, '/add_message', raw) in (302, 400)
-    path = '/' + quote(name, safe='')
+    assert post_form(ui, '/add_message', raw) in (302, 400)
+    path = user_path(name)  # as the web UI links it
     for action in ('/follow', '/unfollow'):
-        assert post_form(ui, token, path + action, b'') in (302, 404)
+        assert post_form(ui, path + action, b'') in (302, 404)
     assert ui.get(path, expect_errors=True).status_int in (200, 404)
 
 
@@ -165,7 +162,40 @@ def test_the_message_and_follow_forms_take_anything(ui, text, raw, name):
 @given(before=st.text(), cookie=st.text(st.characters(
     min_codepoint=0x21, max_codepoint=0xff, exclude_characters=';,')))
 def test_pages_take_any_query_and_cookie(ui, before, cookie):
-    for name in ('session', 'flash', 'csrf'):
+    for name in ('session', 'flash'):
         answer = ui.get('/public?' + urlencode({'before': before}), headers={
             'Cookie': '%s=%s' % (name, cookie)}, expect_errors=True)
         assert answer.status_int in (200, 400)
+
+
+# What a browser can put in Origin and Sec-Fetch-Site, and what it cannot.
+header_value = st.one_of(
+    st.sampled_from(['same-origin', 'none', 'same-site', 'cross-site', 'null',
+                     'http://localhost', 'http://localhost:80', 'https://localhost',
+                     'http://localhost:99999', 'http://[', 'http://evil.example']),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0xff,
+                          exclude_characters='\x7f')))
+
+
+@fuzz
+@given(fetch_site=st.none() | header_value, sent_origin=st.none() | header_value,
+       text=form_text)
+def test_the_cross_site_check_takes_any_header(ui, fetch_site, sent_origin, text):
+    """Any Sec-Fetch-Site and Origin on a POST: never a 5xx, a message only
+    when the answer says one was recorded, and a 403 whenever the headers
+    name another site (WebTest's own origin is http://localhost)."""
+    if ui.get('/').status_int != 200:  # not signed in yet
+        register_and_login(ui, 'ann')
+    headers = {name: value for name, value in (('Sec-Fetch-Site', fetch_site),
+                                               ('Origin', sent_origin))
+               if value is not None}
+    before = rows()
+    status = post_form(ui, '/add_message', {'text': text}, headers)
+    assert status in (302, 400, 403)
+    assert rows()[1] == before[1] + (status == 302)
+    if fetch_site is not None:
+        assert (status == 403) == (fetch_site not in ('same-origin', 'none')), headers
+    elif sent_origin is None:
+        assert status != 403
+    elif 'localhost' not in sent_origin.lower():
+        assert status == 403, headers

@@ -9,12 +9,17 @@ from urllib.parse import urlparse
 import pytest
 from conftest import MARIADB_URL
 from legacy_db import (
-    DATA,
+    HASH_METHODS,
     api_view,
     build_from_scenario,
     database_url,
+    insert_statement,
+    legacy_rows,
+    legacy_texts,
     original_view,
     run_tool,
+    write_course_dump,
+    write_mysqldump,
 )
 from sim_client import register, tweet
 from ui_client import browser, login
@@ -22,8 +27,10 @@ from ui_client import browser, login
 import database
 import minitwit
 from models import Follower, Message, User
-from ops.import_legacy import create_legacy
+from ops.import_legacy import convert_dump, create_legacy
+from simulator import course_data
 from simulator.gen_scenario import generate_actions
+from simulator.simulate import expected_state, read_scenario
 
 CHEAP_HASH = 'pbkdf2:sha256:150000$salt$' + '0' * 64
 
@@ -32,6 +39,11 @@ def import_legacy(*args, url=None):
     """Run the script on `url`, by default the test's database."""
     return run_tool('import_legacy', *args,
                       database_url=url or database_url())
+
+
+def n(number):
+    """A count as the script prints it: 11,306."""
+    return format(number, ',')
 
 
 def counts():
@@ -366,6 +378,8 @@ def test_a_mysqldump_of_the_original_reads_back_exactly(mariadb_admin,
                     stdout=out, check=True, timeout=60)
         finally:
             cur.execute('DROP DATABASE %s' % name)
+    # tests/legacy_db.py writes dumps as mysqldump does, to the byte.
+    assert insert_statement('message', rows) in dump.read_text(encoding='utf-8')
     converted = tmp_path / 'legacy.db'
     result = import_legacy(dump, '--to-sqlite', converted, url='sqlite:///unused')
     assert result.returncode == 0, result.stderr
@@ -390,57 +404,187 @@ def test_to_sqlite_refuses_to_overwrite(tmp_path):
     assert existing.read_bytes() == b'keep me'
 
 
-# --- the course's data ---------------------------------------------------------
+# --- the original's dump: a generated one, and the course's ---------------------
 
-LEGACY_DUMP = os.path.join(DATA, 'itu_minitwit_legacy.sql')
-SCENARIO = os.path.join(DATA, 'minitwit_scenario.csv')
+# The course's dump, when MINITWIT_DATA_DIR names a folder that holds it
+# (make scenario fetches the scenario alone: the dump is not published).
+COURSE_DUMP = os.path.join(course_data.data_dir() or '', course_data.LEGACY)
+HAVE_COURSE_DUMP = bool(course_data.data_dir()) and os.path.isfile(COURSE_DUMP)
+# The generated dump in each format the tests write: mysqldump's, and the
+# course's file's own (one single-row INSERT a line, quotes doubled).
+WRITERS = {'mysqldump': write_mysqldump, 'course-format': write_course_dump}
+ORIGINALS = list(WRITERS) + (['course'] if HAVE_COURSE_DUMP else [])
 # Each sign-in hashes with pbkdf2 150,000 rounds, then argon2 (~0.13 s):
-# this many users, spread over the 200, keep the test short.
+# this many users, spread over all of them, keep the test short.
 PASSWORD_SAMPLE = 20
 
 
+class Original:
+    """The original's data as a MySQL dump, and what the test knows of it."""
+
+    def __init__(self, dump, actions, counts, hash_kinds, source=None):
+        self.dump, self.actions, self.source = dump, actions, source
+        self.counts, self.hash_kinds = counts, hash_kinds
+        self.converted = None  # the dump read back into SQLite
+
+
 @pytest.fixture(scope='module')
-def course_legacy(tmp_path_factory):
-    if not (os.path.exists(LEGACY_DUMP) and os.path.exists(SCENARIO)):
-        pytest.skip('the course data is not in %s' % DATA)
-    path = str(tmp_path_factory.mktemp('course') / 'legacy.db')
-    result = import_legacy(LEGACY_DUMP, '--to-sqlite', path, url='sqlite:///unused')
+def generated_source(tmp_path_factory):
+    """(path, actions) of the original's database after a generated scenario
+    with, as tweets, every string a dump escapes: 40 users with both werkzeug
+    hashes, repeated follows, unfollows, every 7th message flagged. Built
+    once for both formats: the hashes take seconds."""
+    actions = generate_actions(4, 40, 3000)
+    names = [fields[0] for _, command, fields in actions if command == 'register']
+    actions += [(len(actions) + i, 'tweet', [names[i % len(names)], text])
+                for i, text in enumerate(TRICKY)]
+    source = str(tmp_path_factory.mktemp('source') / 'original.db')
+    build_from_scenario(source, actions)
+    return source, actions
+
+
+def generated_original(folder, style, source, actions):
+    """The generated database, dumped in `style` (a WRITERS key)."""
+    dump = str(folder / 'original.sql')
+    WRITERS[style](source, dump)
+    return Original(dump, actions, legacy_counts(source), set(HASH_METHODS),
+                    source)
+
+
+def course_original():
+    """The course's dump, and the course's scenario that made it."""
+    scenario = os.path.join(course_data.data_dir(), course_data.SCENARIO)
+    if not os.path.isfile(scenario):
+        pytest.fail("%s=%s holds the course's dump but not its scenario, %s"
+                    % (course_data.DATA_DIR_VAR, course_data.data_dir(),
+                       course_data.SCENARIO), pytrace=False)
+    return Original(COURSE_DUMP, list(read_scenario(scenario)),
+                    (200, 6265, 6265, 11306), {'pbkdf2:sha256:150000'})
+
+
+@pytest.fixture(scope='module', params=ORIGINALS)
+def original(request, tmp_path_factory):
+    """Each dump, read back into the original's SQLite database."""
+    folder = tmp_path_factory.mktemp(request.param)
+    if request.param in WRITERS:
+        found = generated_original(folder, request.param,
+                                   *request.getfixturevalue('generated_source'))
+    else:
+        found = course_original()
+    found.converted = str(folder / 'converted.db')
+    result = import_legacy(found.dump, '--to-sqlite', found.converted,
+                           url='sqlite:///unused')
     assert result.returncode == 0, result.stderr
-    return path
+    return found
+
+
+@pytest.mark.parametrize('style, user, messages', [
+    ('mysqldump', "INSERT INTO `user` VALUES\n(1,'D\\'Arcy \\\\ Ørsted',NULL,'h');",
+     "INSERT INTO `message` VALUES\n(1,1,'it\\'s',1,0),\n"
+     "(2,1,'new\\nline',1,0),\n(3,1,'\\\"🐋\\\"\t\\Z',1,0);"),
+    ('course-format', "INSERT INTO user VALUES(1,'D''Arcy \\\\ Ørsted',NULL,'h');",
+     "INSERT INTO message VALUES(1,1,'it''s',1,0);\n"
+     "INSERT INTO message VALUES(2,1,'new\nline',1,0);\n"
+     "INSERT INTO message VALUES(3,1,'\"🐋\"\t\x1a',1,0);\n"),
+], ids=list(WRITERS))
+def test_the_generated_dump_is_written_in_its_format(tmp_path, style, user,
+                                                      messages):
+    path = tmp_path / 'legacy.db'
+    conn = create_legacy(path, not_null=False)
+    conn.execute("INSERT INTO user VALUES (1, 'D''Arcy \\ Ørsted', NULL, 'h')")
+    conn.executemany('INSERT INTO message VALUES (?, 1, ?, 1, 0)',
+                     enumerate(["it's", 'new\nline', '"🐋"\t\x1a'], start=1))
+    conn.commit()
+    conn.close()
+    WRITERS[style](path, tmp_path / 'dump.sql')
+    text = (tmp_path / 'dump.sql').read_text(encoding='utf-8')
+    assert 'CREATE DATABASE minitwit;\n\nUSE minitwit;\n\nCREATE TABLE user (\n' \
+        '  user_id integer primary key auto_increment,\n' in text
+    assert user in text
+    assert messages in text
+
+
+def course_lines(table, count, where=b''):
+    """The course's dump's first `count` INSERT lines for `table` holding
+    `where`, as bytes."""
+    start = b'INSERT INTO %s VALUES(' % table.encode()
+    with open(COURSE_DUMP, 'rb') as f:
+        return [line for line in f
+                if line.startswith(start) and where in line][:count]
+
+
+def skeleton(text):
+    """A dump's lines, each table's run of INSERT lines as one line: its
+    head, its blank lines and its tables' order."""
+    found = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(b'INSERT INTO '):
+            line = line.split(b'(')[0]
+            if found and found[-1] == line:
+                continue
+        found.append(line)
+    return found
+
+
+# Only with the course's dump, as the 'course' original: a skip would fail
+# under MINITWIT_REQUIRE_ALL=1.
+if HAVE_COURSE_DUMP:
+    def test_the_course_format_is_the_course_dumps_to_the_byte(tmp_path):
+        """A few of the course's rows, read by the importer and written
+        again by write_course_dump, come out as the course's file has them,
+        in a file laid out as the course's is."""
+        # The first rows of each table, and messages with a quote in them.
+        lines = (course_lines('user', 3) + course_lines('follower', 3) +
+                 course_lines('message', 3) + course_lines('message', 2, b"''"))
+        assert len(lines) == 11
+        picked = tmp_path / 'picked.sql'
+        picked.write_bytes(b''.join(lines))
+        convert_dump(picked, tmp_path / 'picked.db')
+        write_course_dump(tmp_path / 'picked.db', tmp_path / 'written.sql')
+        written = (tmp_path / 'written.sql').read_bytes()
+        # The tables' INSERTs, in the order the writer writes them (ids).
+        assert [line for line in written.splitlines(keepends=True)
+                if line.startswith(b'INSERT')] == lines
+        with open(COURSE_DUMP, 'rb') as f:
+            assert skeleton(written) == skeleton(f.read())
 
 
 @pytest.mark.slow
-def test_the_course_database_comes_across_exactly(api, course_legacy):
-    from simulator.simulate import expected_state, read_scenario
-    actions = list(read_scenario(SCENARIO))
-    names, messages, follows, _, _ = expected_state(actions)
-    assert legacy_counts(course_legacy) == (200, 6265, 6265, 11306)
+def test_the_originals_dump_comes_across_exactly(api, original):
+    users, rows, pairs, messages = original.counts
+    assert legacy_counts(original.converted) == original.counts
+    if original.source:
+        # Every value is read back as it was: each escape, NULL, unicode.
+        assert legacy_rows(original.converted) == legacy_rows(original.source)
 
-    result = import_legacy(LEGACY_DUMP)  # the dump itself, converted on the way
+    result = import_legacy(original.dump)  # the dump itself, converted on the way
     assert result.returncode == 0, result.stderr
-    assert 'legacy:        200 users, 6,265 follower rows (6,265 pairs), 11,306 ' \
-        'messages' in result.stdout
-    assert 'target after:  200 users, 6,265 follows, 11,306 messages' \
-        in result.stdout
-    assert counts() == (200, 6265, 11306)
+    assert 'legacy:        %s users, %s follower rows (%s pairs), %s messages' \
+        % (n(users), n(rows), n(pairs), n(messages)) in result.stdout
+    assert 'target after:  %s users, %s follows, %s messages' \
+        % (n(users), n(pairs), n(messages)) in result.stdout
+    assert counts() == (users, pairs, messages)
 
-    # What the API shows is what the original held, and what the scenario
-    # implies (messages newest first, follows in the order followed).
+    # What the API shows is what the original held, and what it held is
+    # what the scenario implies (messages newest first, flagged ones too;
+    # follows in the order followed).
+    names, written, follows, _, _ = expected_state(original.actions)
     shown = api_view(api, names)
-    assert shown == original_view(course_legacy)
+    assert shown == original_view(original.converted)
+    held = legacy_texts(original.converted)
     for name in names:
-        assert [text for text, _ in shown[name][0]] == messages[name][::-1]
+        assert held.get(name, []) == written[name][::-1]
         assert shown[name][1] == list(follows[name])
 
     # The scenario's passwords sign in; new rows follow the imported ids.
-    passwords = {fields[0]: fields[2] for _, command, fields in actions
+    passwords = {fields[0]: fields[2] for _, command, fields in original.actions
                  if command == 'register'}
     assert {u.pw_hash.split('$')[0] for u in User.select()} == \
-        {'pbkdf2:sha256:150000'}
-    for name in names[::len(names) // PASSWORD_SAMPLE]:
+        original.hash_kinds
+    for name in names[::max(1, len(names) // PASSWORD_SAMPLE)]:
         assert 'You were logged in' in sign_in(name, passwords[name]).text
         assert User.by_name(name).pw_hash.startswith('$argon2id$')
     assert register(api, 'after the import').status_int == 204
     assert tweet(api, 'after the import', 'hello').status_int == 204
-    assert User.by_name('after the import').user_id > 200
-    assert Message.get(Message.text == 'hello').message_id > 11306
+    assert User.by_name('after the import').user_id > users
+    assert Message.get(Message.text == 'hello').message_id > messages

@@ -1,6 +1,9 @@
-"""Scenarios: the generator, and replays through real HTTP with --verify."""
+"""Scenarios: the generator, and replays through real HTTP with --verify:
+of a generated scenario, and of the course's too when MINITWIT_DATA_DIR
+names a folder of the course's files (simulator/course_data.py)."""
 import csv
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -11,8 +14,12 @@ from peewee import fn
 import database
 import models
 from bench.serving import ROOT
-from simulator import gen_scenario
+from simulator import course_data, gen_scenario
 from simulator.gen_scenario import generate
+
+# The course's scenario is replayed only when MINITWIT_DATA_DIR is set: then
+# a folder without it fails the test, never skips it.
+SCENARIOS = ['generated'] + (['course'] if course_data.data_dir() else [])
 
 
 def write_scenario(path, seed, users, actions):
@@ -64,18 +71,31 @@ def test_the_same_seed_gives_the_same_scenario():
     assert list(generate(3, 10, 300)) != list(generate(4, 10, 300))
 
 
+def scenario_file(source, tmp_path):
+    """(path, actions) of a generated scenario, or of the course's."""
+    if source == 'generated':
+        return write_scenario(tmp_path / 's.csv', seed=11, users=40,
+                              actions=1200), 1200
+    path = os.path.join(course_data.data_dir(), course_data.SCENARIO)
+    if not os.path.isfile(path):
+        pytest.fail('%s=%s holds no %s' % (course_data.DATA_DIR_VAR,
+                    course_data.data_dir(), course_data.SCENARIO), pytrace=False)
+    return path, 25922
+
+
 @pytest.mark.slow
-def test_a_generated_scenario_replays_exactly(tmp_path, make_db_url,
-                                              start_server):
-    scenario = write_scenario(tmp_path / 's.csv', seed=11, users=40,
-                              actions=1200)
+@pytest.mark.timeout(600)  # the course's 25,922 actions: ~50 s a backend here
+@pytest.mark.parametrize('source', SCENARIOS)
+def test_a_scenario_replays_exactly(source, tmp_path, make_db_url,
+                                    start_server):
+    scenario, actions = scenario_file(source, tmp_path)
     url = make_db_url()
     server = start_server('sim_api:app', url)
     # A generous timeout: this checks correctness; speed is `make bench`'s.
     code, summary = simulate(scenario, '--url', server.url, '--verify',
                              '--timeout', '10')
     assert summary['errors'] == {} and summary['verify'] == []
-    assert code == 0 and summary['requests'] == 1200
+    assert code == 0 and summary['requests'] == actions
 
     # --verify can fail: hide one message, drop one follow.
     database.configure(url)

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from conftest import MARIADB_URL
+from peewee import IntegrityError
 
 import database
 import models
@@ -51,6 +52,7 @@ def test_schema_sql_matches_the_models(make_db_url):
     from_models = catalogue(make_db_url(),
                             lambda: database.db.create_tables(models.MODELS))
     assert set(from_sql) == {'user', 'message', 'follower', 'latest',
+                             'tweet_key', 'user_session', 'sign_in_failure',
                              'row_count'}
     assert from_sql == from_models
 
@@ -100,6 +102,28 @@ def test_a_database_from_before_the_counts_gets_them_right(make_db_url):
     with database.connection():
         assert counted() == actual() == {'users': 2, 'messages': 1,
                                          'follows': 1}
+
+
+def test_a_database_from_before_the_tweet_keys_gets_them_at_start(
+        make_db_url):
+    """A database made by the schema.sql before tweet_key gains the table
+    when a new release first reaches it, and with it retries stored once."""
+    url = make_db_url()
+    database.configure(url)
+    with database.connection():
+        database.transaction(models.User.register_statement('ann', 'e', 'h'))
+        database.db.execute_sql('DROP TABLE tweet_key')
+    database.configure(url)  # a new release starts on it
+    with database.connection():
+        def tweet():
+            database.transaction(models.TweetKey.claim_statement(7, 'ann'),
+                                 models.User.post_as_statement('ann', 'hi'))
+        tweet()
+        with pytest.raises(IntegrityError):  # the same again: its key is taken
+            tweet()
+        assert models.Message.select().count() == 1
+        assert [(k.latest, k.author_id) for k in models.TweetKey.select()] \
+            == [(7, models.User.by_name('ann').user_id)]
 
 
 def test_schema_sql_is_idempotent_and_seeds_latest_once(make_db_url):

@@ -14,7 +14,7 @@
   % if user:
     <a href="/">my timeline</a> |
     <a href="/public">public timeline</a> |
-    <form class="inline" action="/logout" method="post"><button type="submit" class="link">sign out [{{user.username}}]</button><input type="hidden" name="csrf_token" value="{{csrf_token()}}"></form>
+    <form class="inline" action="/logout" method="post"><button type="submit" class="link">sign out [{{user.username}}]</button></form>
   % else:
     <a href="/public">public timeline</a> |
     <a href="/register">sign up</a> |

@@ -11,5 +11,4 @@
     <dd><input type="password" id="password" name="password" size="30" autocomplete="current-password" required>
   </dl>
   <div class="actions"><input type="submit" value="Sign In"></div>
-  <input type="hidden" name="csrf_token" value="{{csrf_token()}}">
 </form>

@@ -15,5 +15,4 @@
     <dd><input type="password" id="password2" name="password2" size="30" autocomplete="new-password" required>
   </dl>
   <div class="actions"><input type="submit" value="Sign Up"></div>
-  <input type="hidden" name="csrf_token" value="{{csrf_token()}}">
 </form>

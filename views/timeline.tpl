@@ -6,10 +6,10 @@
     This is you!
   % elif profile.followed:
     You are currently following this user.
-    <form class="inline" action="{{user_url(profile.username)}}/unfollow" method="post"><button type="submit" class="link unfollow">Unfollow user</button><input type="hidden" name="csrf_token" value="{{csrf_token()}}"></form>.
+    <form class="inline" action="{{user_url(profile.username)}}/unfollow" method="post"><button type="submit" class="link unfollow">Unfollow user</button></form>.
   % else:
     You are not yet following this user.
-    <form class="inline" action="{{user_url(profile.username)}}/follow" method="post"><button type="submit" class="link follow">Follow user</button><input type="hidden" name="csrf_token" value="{{csrf_token()}}"></form>.
+    <form class="inline" action="{{user_url(profile.username)}}/follow" method="post"><button type="submit" class="link follow">Follow user</button></form>.
   % end
   </div>
 % elif user and endpoint == 'timeline':
@@ -19,7 +19,7 @@
     <div class="error"><strong>Error:</strong> {{error}}</div>
     % end
     <form action="/add_message" method="post">
-      <p><input type="text" name="text" size="60" maxlength="1000" value="{{text}}" aria-label="Your message"><input type="submit" value="Share"><input type="hidden" name="csrf_token" value="{{csrf_token()}}"></p>
+      <p><input type="text" name="text" size="60" maxlength="1000" value="{{text}}" aria-label="Your message"><input type="submit" value="Share"></p>
     </form>
   </div>
 % end
