@@ -55,7 +55,7 @@ REJECTIONS = Counter('minitwit_rejections', 'Requests refused, by cause',
 # both apps' 404s all mean "there is no such user".
 CAUSES = {400: 'invalid_request', 401: 'not_signed_in', 403: 'unauthorized',
           404: 'unknown_user', 405: 'method_not_allowed',
-          413: 'body_too_large', 500: 'server_error',
+          413: 'body_too_large', 429: 'too_many_sign_ins', 500: 'server_error',
           503: 'database_unavailable'}
 UNMATCHED = 'unmatched'
 # Anything else a client sends as a method is one label, not a new series.

@@ -85,6 +85,9 @@ def test_a_password_guesser_gets_a_429_after_a_few_tries(web):
     assert 'Too many failed sign-ins' in res.text
     assert 0 < int(res.headers['Retry-After']) <= SignInFailure.WINDOW + 1
     assert 'session' not in res.cookies
+    metrics = requests.get(web.url + '/metrics', timeout=10).text
+    assert 'minitwit_rejections_total{app="web",cause="too_many_sign_ins",' \
+        'route="/login"} 1.0' in metrics
     # From another address too: the limit is the account's.
     assert guess(web, 'foo', 'right', address='203.0.113.9').status_code == 429
     # Another user is not held up by it.
