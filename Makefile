@@ -26,10 +26,6 @@ SCREENSHOTS ?= $(ARTIFACTS)/screenshots
 TEST_MARIADB_URL ?=
 # The suite runs in this many processes (pytest-xdist): 4 minutes, not 6, on 2 cores.
 TEST_WORKERS ?= 2
-# The benchmarks' MariaDB: the local server through its socket, as a server
-# with both roles runs it (deploy/provision.sh), else over TCP.
-MARIADB_SOCKET := /run/mysqld/mysqld.sock
-BENCH_MARIADB_URL ?= $(if $(wildcard $(MARIADB_SOCKET)),mysql://root@localhost?unix_socket=$(MARIADB_SOCKET),mysql://root@127.0.0.1:3306)
 # How every MiniTwit process is served: deploy/defaults.env says it for all.
 WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 
@@ -37,7 +33,7 @@ WAITRESS_FLAGS := $(shell . deploy/defaults.env && echo "$$WAITRESS_FLAGS")
 # tools use database.py's default, the SQLite file minitwit.db.
 export DATABASE_URL TEST_MARIADB_URL
 
-.PHONY: help install install-mysql serve test deps initdb scenario simulate bench bench-drivers bench-cluster bench-profile bench-passwords
+.PHONY: help install install-mysql serve test deps initdb scenario simulate
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,9 +54,10 @@ $(VENV)/.installed-mysql: $(VENV)/.installed requirements-mysql.txt
 
 serve: install ## run the web UI on :5000 and the API on :5001 (SQLite unless DATABASE_URL)
 	@echo "web UI  http://127.0.0.1:5000   simulator API  http://127.0.0.1:5001   ($(or $(DATABASE_URL),SQLite minitwit.db))"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5000 $(WAITRESS_FLAGS) minitwit:app & \
-	$(VENV)/bin/waitress-serve --listen=127.0.0.1:5001 $(WAITRESS_FLAGS) sim_api:app & \
+	@# kill 0 signals this shell too: its TERM trap, left set, would recurse.
+	@trap 'trap - TERM; kill 0' EXIT INT TERM; \
+	$(PY) -m serve --listen=127.0.0.1:5000 $(WAITRESS_FLAGS) minitwit:app & \
+	$(PY) -m serve --listen=127.0.0.1:5001 $(WAITRESS_FLAGS) sim_api:app & \
 	wait
 
 test: install ## run the tests: SQLite, and MariaDB too with TEST_MARIADB_URL (as root: installs `make deps` first)
@@ -83,26 +80,6 @@ simulate: install ## replay SCENARIO against URL as the course's simulator does 
 	@$(choose_scenario) \
 	$(PY) -m simulator.simulate "$$scenario" --url $(URL) --verify $(SIMULATE_ARGS)
 
-bench: install-mysql ## replay SCENARIO against the API and a no-op app, on SQLite and MariaDB
-	@$(choose_scenario) \
-	$(PY) -m bench.bench --scenario "$$scenario" --mariadb '$(BENCH_MARIADB_URL)'
-
-bench-drivers: install-mysql ## replay SCENARIO on MariaDB through each MySQL driver peewee supports, side by side
-	$(VENV)/bin/pip install --quiet -r requirements-drivers.txt
-	@$(choose_scenario) \
-	$(PY) -m bench.bench --scenario "$$scenario" --mariadb '$(BENCH_MARIADB_URL)' --backends mariadb \
-	  --drivers pymysql,mysqlclient,mariadb,mysql-connector
-
-bench-cluster: install-mysql ## SCENARIO on one MariaDB node and on a 3-node Galera cluster, sequential and 32 clients
-	@$(choose_scenario) \
-	$(PY) -m bench.bench_cluster --scenario "$$scenario"
-
-bench-profile: install-mysql ## where a simulator request's time goes on MariaDB: statements, round trips, app/driver/server ms
-	@$(choose_scenario) \
-	$(PY) -m bench.profile_api --scenario "$$scenario"
-
-bench-passwords: install ## what hashing and verifying a password costs (argon2id, the original's pbkdf2)
-	$(PY) -m bench.bench_passwords
-
-# Each area keeps its targets beside the rest of its work, in mk/.
+# The benchmarks (mk/bench.mk), delivery (mk/delivery.mk) and the original's
+# data (mk/legacy.mk), in mk/.
 include $(wildcard mk/*.mk)

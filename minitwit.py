@@ -5,10 +5,10 @@ URLs, forms and words. It shares models.py and the database with the
 simulator API, so a user registered there signs in here, and a message
 posted there shows here at once.
 
-What every request goes through is in `web_request` below: the body size
-cap, a pooled database connection, the signed-in user, the refusal of
-requests that change something on another site's behalf, and a 503 page
-when the database is unavailable.
+What every request goes through: pipeline.py's body cap, path check,
+database connection and 503, and here the signed-in user and the refusal
+of requests that change something on another site's behalf
+(`web_request`). Errors are Bottle's abort(), shown by `error_page`.
 
 Cross-site requests are told apart as browsers say them (Sec-Fetch-Site,
 else Origin), not with tokens in forms: the course's scripts post plain
@@ -31,15 +31,24 @@ import time
 from urllib.parse import quote, unquote, unquote_to_bytes, urlsplit
 
 import bottle
-from bottle import Bottle, abort, redirect, request, response, static_file
+from bottle import (
+    Bottle,
+    HTTPError,
+    HTTPResponse,
+    abort,
+    redirect,
+    request,
+    response,
+    static_file,
+)
 from peewee import IntegrityError
 
 import database
 import models
 import observability
 import passwords
-import shutdown
 from models import Message, Session, SignInFailure, User
+from pipeline import Pipeline
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # Absolute, so the app finds its files whatever folder it is started from.
@@ -47,7 +56,6 @@ VIEWS = [os.path.join(ROOT, 'views')]
 STATIC = os.path.join(ROOT, 'static')
 
 PER_PAGE = 30
-MAX_BODY = 64 * 1024
 SESSION_LIFETIME = 30 * 24 * 3600  # seconds; then sign in again
 # Failed sign-ins allowed a minute, per user name and per client address
 # (several people may share one), before a 429: a password guesser gets
@@ -189,15 +197,6 @@ def pop_flashes():
 
 # --- pages -------------------------------------------------------------------
 
-class PageError(Exception):
-    """An error page, raised anywhere below a view."""
-
-    def __init__(self, status, message, title=None, confirm=None):
-        super().__init__(message)
-        self.status, self.message, self.title = status, message, title
-        self.confirm = confirm
-
-
 # A timeline page calls the three below for each of its 30 messages, and
 # most pages show authors and messages that other pages showed a moment
 # ago: computed afresh, they were about a tenth of a page's time.
@@ -265,12 +264,21 @@ def render(name, **values):
         gravatar=gravatar, format_datetime=format_datetime, **values)
 
 
-def error_page(status, message, title=None, confirm=None):
-    """A page that says what went wrong, with status `status`; `confirm`,
-    a path of ours, adds a button that POSTs to it."""
-    response.status = status
-    return render('error.tpl', title=title or response.status_line[4:],
-                  message=message, confirm=confirm)
+# Error pages' titles, where the status's own name would not say it.
+TITLES = {429: 'Too many tries'}
+
+
+def error_page(error):
+    """Every error, as a page that says what went wrong: abort()'s and
+    Bottle's own (no such route, wrong method, 500). It is shown after the
+    request's connection is closed, so it reads no database."""
+    request.environ.setdefault('minitwit.user', None)
+    return render('error.tpl', message=error.body or error.status_line,
+                  title=TITLES.get(error.status_code, error.status_line[4:]),
+                  confirm=None)
+
+
+app.default_error_handler = error_page
 
 
 def form(name):
@@ -285,8 +293,8 @@ def before_key():
         return None
     match = re.fullmatch(r'([0-9]{1,18})\.([0-9]{1,18})', raw)
     if not match:
-        raise PageError(400, 'This link to older messages is broken: '
-                        '"before" must look like 1700000000.42.')
+        abort(400, 'This link to older messages is broken: "before" must '
+              'look like 1700000000.42.')
     return int(match.group(1)), int(match.group(2))
 
 
@@ -338,14 +346,14 @@ def signed_in_or_401(action):
     """The signed-in user; anyone else gets a 401 page."""
     user = current_user()
     if user is None:
-        raise PageError(401, 'You have to sign in to %s.' % action)
+        abort(401, 'You have to sign in to %s.' % action)
     return user
 
 
 def user_or_404(user, username):
     """`user`, found by `username`; a 404 page when there is none."""
     if user is None:
-        raise PageError(404, 'There is no user called "%s".' % username)
+        abort(404, 'There is no user called "%s".' % username)
     return user
 
 
@@ -378,50 +386,47 @@ def cross_site():
     if sender is None:
         return False
     try:
+        # 'null' (a sandboxed or privacy-sensitive page) is no origin of ours.
         return origin(sender) != origin(request.url)
     except ValueError:
-        return True  # 'null' (a sandboxed or privacy-sensitive page) too
+        return True  # a malformed one (a port that is no number)
 
 
-def check_request():
-    """Refuse what no view should see: bodies bigger than a form, and a
-    change (a POST, or the original's GET links) asked for by another
-    site's page. A GET gets a button that does it from our own page."""
-    if request.content_length > MAX_BODY:
-        raise PageError(413, 'That was more than a form can hold.')
+def refuse_cross_site():
+    """Refuse a change (a POST, or the original's GET links) asked for by
+    another site's page; a GET gets a button that does it from our own."""
     changes = request.method == 'POST' or request.route.config.get('changes')
     if changes and cross_site():
-        raise PageError(
-            403, 'This request came from another site, so MiniTwit did '
-            'nothing. If you meant it, do it here.', title='Not from MiniTwit',
-            confirm=request.path if request.method == 'GET' else None)
+        raise HTTPResponse(render(
+            'error.tpl', title='Not from MiniTwit', message='This request '
+            'came from another site, so MiniTwit did nothing. If you meant '
+            'it, do it here.',
+            confirm=request.path if request.method == 'GET' else None), 403)
 
 
 def web_request(callback):
-    """Wrap each view: checks, a connection, the user, error pages, 503s."""
+    """Each view, on pipeline.py's connection: the signed-in user first."""
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
-        try:
-            # A write, or the page right after one (its flash is on the way):
-            # it must see what this browser wrote, whichever database node
-            # the write went to.
-            database.causal(request.method == 'POST' or
-                            request.route.config.get('changes') or
-                            request.get_cookie('flash') is not None)
-            with database.connection():
-                request.environ['minitwit.user'] = signed_in_user()
-                check_request()
-                return callback(*args, **kwargs)
-        except PageError as error:
-            return error_page(error.status, error.message, error.title,
-                              error.confirm)
-        except database.UNAVAILABLE_ERRORS:
-            response.set_header('Retry-After', '1')
-            return error_page(503, 'MiniTwit cannot reach its database right '
-                              'now. Please try again in a moment.')
+        request.environ['minitwit.user'] = signed_in_user()
+        refuse_cross_site()
+        return callback(*args, **kwargs)
     return wrapper
 
 
+def must_read_writes(route):
+    """A write, or the page right after one (its flash is on the way),
+    must see what this browser wrote, whichever database node took it."""
+    return (request.method == 'POST' or route.config.get('changes') or
+            request.get_cookie('flash') is not None)
+
+
+app.install(Pipeline(
+    {400: 'That address is not valid UTF-8.',
+     413: 'That was more than a form can hold.',
+     503: 'MiniTwit cannot reach its database right now. Please try again '
+          'in a moment.'},
+    causal=must_read_writes))
 app.install(web_request)
 
 
@@ -439,8 +444,8 @@ def sent_path():
 def route_on_sent_path():
     """Route on the path as the client sent it, each segment quoted alike,
     so that a user called 'a/follow' (/a%2Ffollow) is not read as the
-    follow link of 'a' (/a/follow). A path that is not UTF-8 is refused:
-    decoding it would drop bytes and could name another user."""
+    follow link of 'a' (/a/follow). (pipeline.py has refused a path that
+    is not UTF-8, before this.)"""
     sent = sent_path()
     segments = []
     for segment in (sent or request.environ['bottle.raw_path']).split('/'):
@@ -448,10 +453,6 @@ def route_on_sent_path():
         data = segment.removeprefix(marker).encode('latin-1')
         if sent:
             data = unquote_to_bytes(data)
-        try:
-            data.decode('utf-8')
-        except UnicodeError:
-            abort(400, 'That address is not valid UTF-8.')
         segments.append(marker + quote(data, safe=''))
     request.environ['PATH_INFO'] = '/'.join(segments)
 
@@ -463,26 +464,19 @@ def security_headers():
         response.set_header(name, value)
 
 
-def plain_error(error):
-    """Errors Bottle raises itself: no such route, wrong method, 500."""
-    request.environ.setdefault('minitwit.user', None)
-    return error_page(error.status_code, error.body or error.status_line)
-
-
-app.default_error_handler = plain_error
 
 
 # --- the UI ------------------------------------------------------------------
 # Fixed paths come first: `/<username:path>` takes whatever is left.
 
-@app.get('/static/<filename:path>', skip=[web_request])
+@app.get('/static/<filename:path>', skip=True)
 def static(filename):
     """The stylesheet and the icon."""
     return static_file(filename, root=STATIC,
                        headers={'Cache-Control': 'public, max-age=3600'})
 
 
-@app.get('/healthz', skip=[web_request])
+@app.get('/healthz', skip=True)
 def healthz():
     """200 when this process can reach the database, else 503 (for
     deploys and load balancers): only that, to anybody. Which database
@@ -554,10 +548,9 @@ def login():
         wait = SignInFailure.wait({name: NAME_FAILURES,
                                    address: ADDRESS_FAILURES})
         if wait:
-            response.set_header('Retry-After', str(wait))
-            raise PageError(429, 'Too many failed sign-ins. Please wait %d '
+            raise HTTPError(429, 'Too many failed sign-ins. Please wait %d '
                             'seconds, then try again.' % wait,
-                            title='Too many tries')
+                            **{'Retry-After': str(wait)})
         user = User.by_name(form('username'))
         if user is None:
             error = 'Invalid username'
@@ -633,4 +626,3 @@ def user_timeline(username):
 
 
 observability.install(app, 'web')
-shutdown.drain_on_sigterm()

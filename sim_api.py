@@ -5,9 +5,11 @@ course's spec: /latest, /register, /msgs, /msgs/<user>, /fllws/<user>.
 Every answer is JSON (with `X-Content-Type-Options: nosniff`); every error
 is {"status": N, "error_msg": "..."}.
 
-What every request goes through is in `simulator_request` below: the body
-size cap, the Basic credentials, the `latest` parameter and a pooled
-database connection. `latest` is stored in the same transaction as the
+What every request goes through: pipeline.py's body cap, path check and
+database connection, and here the Basic credentials and the `latest`
+parameter (`check_simulator`), then `latest` stored after the view
+(`store_latest`). Errors are Bottle's abort(), shown by `json_error`.
+`latest` is stored in the same transaction as the
 action it came with (see `record`), or on its own when the action wrote
 nothing, so it is never ahead of or behind the data. A write is that one
 transaction: on MariaDB a single round trip, with no lookup first (the
@@ -27,15 +29,15 @@ import hmac
 import json
 import os
 
-from bottle import Bottle, HTTPResponse, request, response, static_file
+from bottle import Bottle, HTTPResponse, abort, request, response, static_file
 from peewee import IntegrityError
 
 import database
 import models
 import observability
 import passwords
-import shutdown
 from models import Latest, Message, TweetKey, User
+from pipeline import MAX_BODY, Pipeline
 
 app = Bottle()
 database.configure(announce=True)
@@ -46,20 +48,10 @@ EXPECTED_CREDENTIALS = ('%s:%s' % (SIMULATOR_USERNAME, SIMULATOR_PASSWORD)
                         ).encode('utf-8')
 NOT_AUTHORIZED = 'You are not authorized to use this resource!'
 
-MAX_BODY = 64 * 1024
 DEFAULT_NO = 100
 # The most messages or follows one answer lists: a larger `no` gets this many,
 # as the original and every paging API do.
 MAX_NO = int(os.environ.get('SIM_API_MAX_NO', 10000))
-
-
-class ApiError(Exception):
-    """An answer other than success, raised anywhere below a view."""
-
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # Every JSON answer's: a browser must never take one for a page or script.
@@ -67,14 +59,9 @@ JSON_HEADERS = {'Content-Type': 'application/json',
                 'X-Content-Type-Options': 'nosniff'}
 
 
-def json_response(data, status=200, headers=None):
+def json_response(data, status=200):
     return HTTPResponse(json.dumps(data, ensure_ascii=False), status,
-                        headers=dict(JSON_HEADERS, **(headers or {})))
-
-
-def error_response(status, message, headers=None):
-    return json_response({'status': status, 'error_msg': message}, status,
-                         headers)
+                        headers=JSON_HEADERS)
 
 
 def no_content():
@@ -103,58 +90,47 @@ def query_int(name, default=None):
         return default
     # ASCII digits only: str.isdigit() alone takes '²' and other scripts'.
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise ApiError(400, '%s must be a non-negative integer' % name)
+        abort(400, '%s must be a non-negative integer' % name)
     return int(raw)
 
 
-def simulator_request(callback):
-    """Wrap each view: checks, `latest`, a connection, JSON errors, 503s."""
+def check_simulator(route):
+    """Before a connection is taken: the simulator's credentials (unless
+    the route says auth=False) and its `latest` (unless latest=False)."""
+    if route.config.get('auth', True) and not authorized():
+        abort(403, NOT_AUTHORIZED)
+    request.environ['minitwit.latest'] = query_int('latest') \
+        if route.config.get('latest', True) else None
+
+
+def store_latest(callback):
+    """Store the request's `latest` after the view has answered, refusals
+    (abort) included, unless the view stored it with its write (`record`).
+    A view that failed (the database) stores nothing: `latest` must not
+    get ahead of the data."""
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
-        config = request.route.config
         try:
-            if request.content_length > MAX_BODY:
-                raise ApiError(413, 'The request body can be at most %d bytes'
-                               % MAX_BODY)
-            if config.get('auth', True) and not authorized():
-                raise ApiError(403, NOT_AUTHORIZED)
-            latest = query_int('latest') if config.get('latest', True) \
-                else None
-            request.environ['minitwit.latest'] = latest
-            # The simulator's next request may need what its last one
-            # wrote, through another app host and database node.
-            database.causal(config.get('causal', True))
-            with database.connection():
-                try:
-                    result = callback(*args, **kwargs)
-                except ApiError as error:
-                    result = error_response(error.status, error.message)
-                if latest is not None and \
-                        not request.environ.get('minitwit.latest_stored'):
-                    record()
-                return result
-        except ApiError as error:
-            return error_response(error.status, error.message)
-        except database.UNAVAILABLE_ERRORS:
-            # On the answer itself: Bottle's global `response` loses its
-            # headers to the HTTPResponse returned.
-            return error_response(503, 'The database is unavailable right '
-                                  'now; try again in a moment',
-                                  {'Retry-After': '1'})
+            answer = callback(*args, **kwargs)
+        except HTTPResponse as refusal:
+            answer = refusal
+        if request.environ['minitwit.latest'] is not None and \
+                not request.environ.get('minitwit.latest_stored'):
+            record()
+        return answer
     return wrapper
 
 
-app.install(simulator_request)
-
-
-@app.hook('before_request')
-def reject_undecodable_path():
-    """Bottle drops bytes that are not UTF-8 from the path: refuse those
-    paths rather than look up a different name."""
-    try:
-        request.environ['bottle.raw_path'].encode('latin-1').decode('utf-8')
-    except UnicodeError:
-        raise error_response(400, 'The path is not valid UTF-8') from None
+# The simulator's next request may need what its last one wrote, through
+# another app host and database node: every request is causal but those
+# that say causal=False.
+app.install(Pipeline(
+    {400: 'The path is not valid UTF-8',
+     413: 'The request body can be at most %d bytes' % MAX_BODY,
+     503: 'The database is unavailable right now; try again in a moment'},
+    causal=lambda route: route.config.get('causal', True),
+    check=check_simulator))
+app.install(store_latest)
 
 
 def record(*writes):
@@ -174,16 +150,16 @@ def json_object():
     try:
         data = json.loads(request.body.read())
     except (ValueError, RecursionError):
-        raise ApiError(400, 'The request body must be valid JSON') from None
+        abort(400, 'The request body must be valid JSON')
     if not isinstance(data, dict):
-        raise ApiError(400, 'The request body must be a JSON object')
+        abort(400, 'The request body must be a JSON object')
     return data
 
 
 def string_field(data, name):
     value = data.get(name)
     if not isinstance(value, str):
-        raise ApiError(400, '%s must be a string' % name)
+        abort(400, '%s must be a string' % name)
     return value
 
 
@@ -194,7 +170,7 @@ def unknown_user(username):
 def existing_user(username):
     user = User.by_name(username)
     if user is None:
-        raise ApiError(404, unknown_user(username))
+        abort(404, unknown_user(username))
     return user
 
 
@@ -236,7 +212,7 @@ def register():
         except IntegrityError:
             error = 'The username is already taken'
     if error is not None:
-        raise ApiError(400, error)
+        abort(400, error)
     return no_content()
 
 
@@ -261,7 +237,7 @@ def post_message(username):
     content = json_object().get('content')
     error = models.message_error(content)
     if error is not None:
-        raise ApiError(400, error)
+        abort(400, error)
     latest = request.environ['minitwit.latest']
     post = User.post_as_statement(username, content)
     writes = [post] if latest is None else \
@@ -273,7 +249,7 @@ def post_message(username):
         request.environ['minitwit.latest_stored'] = True
         return no_content()
     if posted.rowcount != 1:
-        raise ApiError(404, unknown_user(username))
+        abort(404, unknown_user(username))
     return no_content()
 
 
@@ -292,7 +268,7 @@ def follow_or_unfollow(username):
     user on either side. Repeating either is harmless."""
     data = json_object()
     if ('follow' in data) == ('unfollow' in data):
-        raise ApiError(400, 'Send either "follow" or "unfollow" with a '
+        abort(400, 'Send either "follow" or "unfollow" with a '
                        'username')
     verb = 'follow' if 'follow' in data else 'unfollow'
     other_name = string_field(data, verb)
@@ -304,7 +280,7 @@ def follow_or_unfollow(username):
         users = User.by_names(username, other_name)
         for name in (username, other_name):
             if name not in users:
-                raise ApiError(404, unknown_user(name))
+                abort(404, unknown_user(name))
     return no_content()
 
 
@@ -329,13 +305,14 @@ def healthz():
 
 
 def json_error(error):
-    """Errors Bottle raises itself (no such route, wrong method, 500)."""
+    """Every error, as JSON: abort()'s and Bottle's own (no such route,
+    wrong method, 500)."""
     for name, value in JSON_HEADERS.items():
         response.set_header(name, value)
     return json.dumps({'status': error.status_code,
-                       'error_msg': error.body or error.status_line})
+                       'error_msg': error.body or error.status_line},
+                      ensure_ascii=False)
 
 
 app.default_error_handler = json_error
 observability.install(app, 'api')
-shutdown.drain_on_sigterm()

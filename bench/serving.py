@@ -77,14 +77,17 @@ def wait_until(condition, what, timeout=30, interval=0.02):
         time.sleep(interval)
 
 
-def waitress_serve():
-    """The waitress-serve beside this Python (the virtualenv's)."""
-    return os.path.join(os.path.dirname(sys.executable), 'waitress-serve')
+def serve_command(root=ROOT):
+    """How the checkout `root` serves an app: with serve.py (waitress and a
+    graceful SIGTERM), or, an older checkout without it, waitress-serve."""
+    if os.path.exists(os.path.join(root, 'serve.py')):
+        return [sys.executable, '-m', 'serve']
+    return [os.path.join(os.path.dirname(sys.executable), 'waitress-serve')]
 
 
 class Server:
-    """`waitress-serve APP` on 127.0.0.1 and a free port, in its own process,
-    from the checkout `root` (this one, or another to compare with).
+    """`python -m serve APP` on 127.0.0.1 and a free port, in its own
+    process, from the checkout `root` (this one, or another to compare with).
 
     Its output goes to a temporary file: `output()` reads it.
     """
@@ -105,7 +108,7 @@ class Server:
     def start(self, wait=True):
         """(Re)start the process on the same port."""
         self.process = subprocess.Popen(
-            [waitress_serve(), '--listen=127.0.0.1:%d' % self.port,
+            [*serve_command(self.root), '--listen=127.0.0.1:%d' % self.port,
              *WAITRESS_FLAGS, *self.args, self.app],
             cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         if wait:

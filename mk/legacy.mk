@@ -4,7 +4,7 @@
 # MINITWIT_DATA_DIR; with neither, a one-line error says so.
 LEGACY ?=
 
-.PHONY: flag import-legacy bench-import
+.PHONY: flag import-legacy
 
 flag: install ## flag messages IDS="1 2" (IDS="--unflag 1 2" undoes, IDS=-i lists all)
 	$(PY) -m ops.flag_tool $(IDS)
@@ -12,6 +12,3 @@ flag: install ## flag messages IDS="1 2" (IDS="--unflag 1 2" undoes, IDS=-i list
 import-legacy: install ## copy the original's database LEGACY (.db or .sql dump) into DATABASE_URL
 	@legacy="$$($(COURSE_DATA) legacy '$(LEGACY)')" && \
 	$(PY) -m ops.import_legacy "$$legacy" $(IMPORT_ARGS)
-
-bench-import: install ## import a generated 1,000,000-message legacy DB into SQLite and MariaDB
-	$(PY) -m bench.bench_import --mariadb '$(BENCH_MARIADB_URL)'

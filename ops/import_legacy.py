@@ -26,10 +26,14 @@ import re
 import sqlite3
 import sys
 import tempfile
-from itertools import islice
+from decimal import Decimal
+from itertools import groupby, islice
 from urllib.parse import quote
 
 import peewee
+from sqlglot import Dialect, exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 import database
 import models
@@ -130,17 +134,7 @@ def is_sqlite_file(path):
 
 # --- reading a MySQL dump --------------------------------------------------
 
-TOKEN = re.compile(r"""
-    (?P<space>\s+|--[^\n]*|\#[^\n]*|/\*.*?\*/)
-  | (?P<string>'(?:[^'\\]|''|\\.)*'|"(?:[^"\\]|""|\\.)*")
-  | (?P<name>`(?:[^`]|``)*`|[A-Za-z_][A-Za-z0-9_$]*)
-  | (?P<number>-?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)
-  | (?P<mark>[(),;.=])
-  | (?P<other>.)
-""", re.VERBOSE | re.DOTALL)
-# MySQL's backslash escapes; \% and \_ keep their backslash.
-ESCAPES = {'0': '\0', 'b': '\b', 'n': '\n', 'r': '\r', 't': '\t',
-           'Z': '\x1a', '%': '\\%', '_': '\\_'}
+MYSQL = Dialect.get_or_raise('mysql')
 
 
 class DumpError(LegacyError):
@@ -150,156 +144,60 @@ class DumpError(LegacyError):
         super().__init__('line %d: %s' % (line, message))
 
 
-def unquote_string(literal):
-    """The value of a MySQL string literal, quotes included."""
-    quote_char = literal[0]
-
-    def unescape(match):
-        text = match.group(0)
-        return quote_char if text == quote_char * 2 else \
-            ESCAPES.get(text[1], text[1])
-    return re.sub(r"\\.|%s%s" % (quote_char, quote_char), unescape,
-                  literal[1:-1], flags=re.DOTALL)
-
-
 def dump_statements(text):
-    """Yield each statement of a dump as a list of (kind, value, line)."""
-    statement, line = [], 1
-    for match in TOKEN.finditer(text):
-        kind, value = match.lastgroup, match.group()
-        if kind == 'other':
-            raise DumpError(line, 'unexpected %r (an unterminated string?)'
-                            % value)
-        if kind == 'mark' and value == ';':
-            if statement:
-                yield statement
-            statement = []
-        elif kind != 'space':
-            if kind == 'string':
-                value = unquote_string(value)
-            elif kind == 'name':
-                value = value[1:-1].replace('``', '`') \
-                    if value.startswith('`') else value
-            statement.append((kind, value, line))
-        line += match.group().count('\n')
-    if statement:
-        yield statement
+    """Yield (line, statement) for each CREATE TABLE and INSERT of a MySQL
+    dump, as sqlglot parses them; the other statements (CREATE DATABASE, USE,
+    SET, LOCK ...) are not parsed at all."""
+    tokenizer = MYSQL.tokenizer()
+    try:
+        tokens = tokenizer.tokenize(text)
+    except TokenError:
+        # The text goes wrong right after the last token read.
+        done = tokenizer.tokens[-1].end + 1 if tokenizer.tokens else 0
+        at = len(text) - len(text[done:].lstrip())
+        raise DumpError(text.count('\n', 0, at) + 1, 'unexpected %r (an '
+                        'unterminated string?)' % text[at:at + 1]) from None
+    parser = MYSQL.parser()
+    for end, statement in groupby(
+            tokens, lambda token: token.token_type == TokenType.SEMICOLON):
+        statement = list(statement)
+        kinds = [token.token_type for token in statement[:2]]
+        line = statement[0].line
+        if kinds[0] == TokenType.REPLACE:
+            # sqlglot reads no REPLACE (mysqldump --replace): dump without.
+            raise DumpError(line, 'REPLACE cannot be read; dump with INSERT')
+        if not end and (kinds[0] == TokenType.INSERT or
+                        kinds == [TokenType.CREATE, TokenType.TABLE]):
+            try:
+                yield line, parser.parse(statement, text)[0]
+            except ParseError as error:
+                found = error.errors[0]
+                raise DumpError(found['line'], found['description']) from None
 
 
-class Tokens:
-    """A cursor over one statement's tokens."""
-
-    def __init__(self, tokens):
-        self.tokens, self.at = tokens, 0
-
-    @property
-    def line(self):
-        """The line the cursor is at, for errors."""
-        return self.tokens[min(self.at, len(self.tokens) - 1)][2]
-
-    def peek(self):
-        """The next token, or ('end', None, line)."""
-        return self.tokens[self.at] if self.at < len(self.tokens) \
-            else ('end', None, self.line)
-
-    def word(self, *words):
-        """Take the next token if it is one of these keywords."""
-        kind, value, _ = self.peek()
-        if kind == 'name' and value.upper() in words:
-            self.at += 1
-            return value.upper()
-        return None
-
-    def take(self, kind, value=None):
-        """The next token's value; an error unless it is of this kind
-        (and value)."""
-        got_kind, got, line = self.peek()
-        if got_kind != kind or (value is not None and got != value):
-            raise DumpError(line, 'expected %s, found %r'
-                            % (value or kind, got))
-        self.at += 1
-        return got
-
-    def name(self):
-        """The next token, which must be a name."""
-        return self.take('name')
-
-    def listed(self, item):
-        """A parenthesised list of what `item()` reads: (a, b, c)."""
-        self.take('mark', '(')
-        items = [item()]
-        while self.peek()[1] == ',':
-            self.take('mark', ',')
-            items.append(item())
-        self.take('mark', ')')
-        return items
-
-    def value(self):
-        """The next token as a Python value: a string, a number or None."""
-        kind, value, line = self.peek()
-        self.at += 1
-        if kind == 'string':
-            return value
-        if kind == 'number':
-            return float(value) if re.search('[.eE]', value) else int(value)
-        if kind == 'name' and value.upper() in ('NULL', 'TRUE', 'FALSE'):
-            return {'NULL': None, 'TRUE': 1, 'FALSE': 0}[value.upper()]
-        raise DumpError(line, 'cannot read the value %r' % value)
+def table_columns(node):
+    """(table, column names) of `user` or `user (a, b)` in CREATE TABLE or
+    INSERT; no names when the statement gives none."""
+    if not isinstance(node, exp.Schema):
+        return node.name.lower(), []
+    return node.this.name.lower(), [
+        column.name.lower() for column in node.expressions
+        if isinstance(column, (exp.ColumnDef, exp.Identifier))]
 
 
-def table_columns(tokens):
-    """The column names of CREATE TABLE's definitions, in order."""
-    tokens.take('mark', '(')
-    columns, depth, first = [], 1, True
-    while depth:
-        kind, value, line = tokens.peek()
-        if kind == 'end':
-            raise DumpError(line, 'CREATE TABLE does not end')
-        tokens.at += 1
-        if first and kind == 'name' and value.upper() not in (
-                'PRIMARY', 'KEY', 'UNIQUE', 'INDEX', 'CONSTRAINT', 'FOREIGN',
-                'CHECK', 'FULLTEXT', 'SPATIAL'):
-            columns.append(value.lower())
-        first = False
-        if value == '(':
-            depth += 1
-        elif value == ')':
-            depth -= 1
-        elif value == ',' and depth == 1:
-            first = True
-    return columns
-
-
-def read_insert(tokens, columns):
-    """(table, column names, rows) of an INSERT; no rows when the table is
-    not one of the original's. `columns` are the tables' columns in the
-    order the dump created them, for an INSERT that names none."""
-    tokens.word('IGNORE')
-    tokens.word('INTO')
-    table = tokens.name().lower()
-    if table not in LEGACY_COLUMNS:
-        return table, [], []
-    names = tokens.listed(tokens.name) if tokens.peek()[1] == '(' \
-        else columns[table]
-    names = [name.lower() for name in names]
-    unknown = set(names) - set(LEGACY_COLUMNS[table])
-    if unknown:
-        raise DumpError(tokens.line, 'the original table %s has no column %s'
-                        % (table, ', '.join(sorted(unknown))))
-    if not tokens.word('VALUES', 'VALUE'):
-        raise DumpError(tokens.line, 'expected VALUES')
-    rows = [tokens.listed(tokens.value)]
-    while tokens.peek()[1] == ',':
-        tokens.take('mark', ',')
-        rows.append(tokens.listed(tokens.value))
-    if tokens.peek()[0] != 'end':
-        raise DumpError(tokens.line, 'unexpected %r after the values'
-                        % tokens.peek()[1])
-    for row in rows:
-        if len(row) != len(names):
-            raise DumpError(tokens.line, '%d values for %d columns'
-                            % (len(row), len(names)))
-    return table, names, rows
+def row_values(line, row, text):
+    """A row of VALUES as Python values: strings, numbers and None."""
+    values = []
+    for node in row.expressions:
+        try:
+            value = node.to_py()
+        except ValueError:
+            meta = node.meta
+            raise DumpError(line, 'cannot read the value %r' % (
+                text[meta['start']:meta['end'] + 1] if 'start' in meta
+                else node.sql(MYSQL))) from None
+        values.append(float(value) if isinstance(value, Decimal) else value)
+    return values
 
 
 def convert_dump(dump_path, sqlite_path):
@@ -319,24 +217,35 @@ def convert_dump(dump_path, sqlite_path):
     conn = create_legacy(sqlite_path, not_null=False)
     try:
         counts, columns = {}, dict(LEGACY_COLUMNS)
-        for statement in dump_statements(text):
-            tokens = Tokens(statement)
-            if tokens.word('CREATE') and tokens.word('TABLE'):
-                if tokens.word('IF'):
-                    tokens.word('NOT')
-                    tokens.word('EXISTS')
-                table = tokens.name().lower()
-                if table in LEGACY_COLUMNS:
-                    columns[table] = table_columns(tokens)
-                    counts.setdefault(table, 0)
-            elif tokens.at == 0 and tokens.word('INSERT', 'REPLACE'):
-                table, names, rows = read_insert(tokens, columns)
-                if rows:
-                    # Both names are the original's, checked by read_insert.
-                    conn.executemany('INSERT INTO %s (%s) VALUES (%s)' % (  # noqa: S608
-                        table, ', '.join(names), ', '.join('?' * len(names))),
-                        rows)
-                    counts[table] = counts.get(table, 0) + len(rows)
+        for line, statement in dump_statements(text):
+            if not isinstance(statement, (exp.Create, exp.Insert)):
+                continue  # a CREATE TABLE sqlglot reads as a mere command
+            table, names = table_columns(statement.this)
+            if table not in LEGACY_COLUMNS:
+                continue
+            if isinstance(statement, exp.Create) and names:
+                columns[table] = names
+                counts.setdefault(table, 0)
+            elif isinstance(statement, exp.Insert):
+                names = names or columns[table]
+                unknown = set(names) - set(LEGACY_COLUMNS[table])
+                if unknown:
+                    raise DumpError(line, 'the original table %s has no '
+                                    'column %s' % (table,
+                                                   ', '.join(sorted(unknown))))
+                if not isinstance(statement.expression, exp.Values):
+                    raise DumpError(line, 'expected VALUES')
+                rows = [row_values(line, row, text)
+                        for row in statement.expression.expressions]
+                for row in rows:
+                    if len(row) != len(names):
+                        raise DumpError(line, '%d values for %d columns'
+                                        % (len(row), len(names)))
+                # Both names are the original's, checked above.
+                conn.executemany('INSERT INTO %s (%s) VALUES (%s)' % (  # noqa: S608
+                    table, ', '.join(names), ', '.join('?' * len(names))),
+                    rows)
+                counts[table] = counts.get(table, 0) + len(rows)
         if not counts:
             raise LegacyError('%s holds none of the tables user, follower and '
                               'message' % dump_path)

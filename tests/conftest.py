@@ -158,7 +158,7 @@ def api(fresh_db):
 
 @pytest.fixture
 def start_server():
-    """Start `waitress-serve` processes; all are stopped after the test.
+    """Start the apps under waitress (`python -m serve`); all are stopped after the test.
 
     start_server('sim_api:app', database_url) -> serving.Server (.url, .port)
     """
