@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import http.client
 import random
+import re
 import sys
 import tempfile
 import time
@@ -172,10 +173,14 @@ class Browser:
         return answer.status, text
 
     def sign_in(self, username, password):
-        """Through the sign-in form, as a person does."""
-        self.request('GET', '/login')
-        status, _ = self.request('POST', '/login', {
-            'username': username, 'password': password})
+        """Through the sign-in form, as a person does, with the form's
+        hidden fields (a checkout from before 2026-12-06 has a CSRF token
+        there, for --before)."""
+        _, page = self.request('GET', '/login')
+        hidden = dict(re.findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+        status, _ = self.request('POST', '/login', dict(
+            hidden, username=username, password=password))
         if status not in (302, 303):
             raise RuntimeError('signing in as %s answered %s' % (username,
                                                                  status))
