@@ -14,9 +14,10 @@ Cross-site requests are told apart as browsers say them (Sec-Fetch-Site,
 else Origin), not with tokens in forms: the course's scripts post plain
 forms and follow the original's GET links, as they did with the original.
 
-Sessions are a cookie holding the user id and an HMAC of it, made here with
-hmac and hashlib (not Bottle's signed cookies, which unpickle what they
-read). The key is MINITWIT_SECRET_KEY; with MINITWIT_ENV=production the app
+Sessions are a cookie holding the user id, when it was issued and the
+user's sign-out count (signing out ends every session), with an HMAC made
+here with hmac and hashlib (not Bottle's signed cookies, which unpickle
+what they read). The key is MINITWIT_SECRET_KEY; with MINITWIT_ENV=production the app
 refuses to start without one.
 """
 import base64
@@ -95,7 +96,6 @@ def secret_key():
 
 SECRET_KEY = secret_key()
 app = Bottle()
-database.configure(announce=True)
 
 
 # --- signed values: the session and flashes -------------------------------------

@@ -23,6 +23,8 @@ from waitress.channel import HTTPChannel
 from waitress.runner import HELP
 from waitress.server import BaseWSGIServer
 
+import database
+
 DRAIN_SECONDS = 10  # within systemd's TimeoutStopSec, Server.stop's 15 s
 IDLE_SECONDS = 0.5  # a newer connection's request may be on its way
 log = logging.getLogger('minitwit.serve')
@@ -37,6 +39,7 @@ def main(argv=None):
         sys.exit('usage: python -m serve [waitress-serve flags] MODULE:APP')
     app = pkgutil.resolve_name(args[0])
     app = app() if kw.pop('call') else app
+    database.configured()  # says which, and refuses a bad DATABASE_URL now
     logging.basicConfig()  # with INFO lines, as waitress-serve shows them
     logging.getLogger('waitress').setLevel(logging.INFO)
     log.setLevel(logging.INFO)

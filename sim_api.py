@@ -40,7 +40,6 @@ from models import Latest, Message, TweetKey, User
 from pipeline import MAX_BODY, Pipeline
 
 app = Bottle()
-database.configure(announce=True)
 
 SIMULATOR_USERNAME = os.environ.get('SIM_API_USERNAME', 'simulator')
 SIMULATOR_PASSWORD = os.environ.get('SIM_API_PASSWORD', 'super_safe!')

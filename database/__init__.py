@@ -152,6 +152,7 @@ def describe(database):
 _checkpointer = None
 _schema_lock = threading.Lock()
 _schema_ready = False
+_configure_lock = threading.Lock()
 
 
 def configure(url=None, announce=False):
@@ -174,6 +175,18 @@ def configure(url=None, announce=False):
         print('minitwit: database %s' % describe(database), file=sys.stderr,
               flush=True)
     return database
+
+
+def configured():
+    """The database the models use: DATABASE_URL's, configured and announced
+    on first use when nothing configured one. So importing an app touches
+    no database; serve.py calls this at start, to say which and to refuse a
+    bad URL before serving."""
+    if db.obj is None:
+        with _configure_lock:
+            if db.obj is None:
+                configure(announce=True)
+    return db.obj
 
 
 def schema_statements(path=SCHEMA_FILE):
@@ -259,6 +272,7 @@ class connection:
     """
 
     def __enter__(self):
+        configured()
         if not _schema_ready:
             create_schema()
         db.connect(reuse_if_open=True)

@@ -19,18 +19,16 @@ pytest_plugins = ['system_tools']  # the `needs` marker: tests/system_tools.py
 MARIADB_URL = os.environ.get('TEST_MARIADB_URL', '').rstrip('/')
 BACKENDS = ['sqlite'] + (['mariadb'] if MARIADB_URL else [])
 
-# The apps point the models at DATABASE_URL when they are imported: make that
-# a throwaway file, never ./minitwit.db. Tests then re-point them.
-_IMPORT_DIR = tempfile.mkdtemp(prefix='minitwit-tests-')
-os.environ['DATABASE_URL'] = 'sqlite:///%s/import.db' % _IMPORT_DIR
+# A request that finds no database configured uses DATABASE_URL's: make that
+# a throwaway file, never ./minitwit.db. Tests point the models at their own.
+_DEFAULT_DIR = tempfile.mkdtemp(prefix='minitwit-tests-')
+os.environ['DATABASE_URL'] = 'sqlite:///%s/default.db' % _DEFAULT_DIR
+# The web UI reads its key when imported (and refuses a bad one in production).
 os.environ.setdefault('MINITWIT_SECRET_KEY', 'test-only-secret-' + uuid.uuid4().hex)
 
-# The apps point the models at DATABASE_URL when first imported: import them
-# now, so that no test's database is ever replaced by import.db.
 import database  # noqa: E402
-import minitwit  # noqa: E402,F401
-import models  # noqa: E402  (after DATABASE_URL is set)
-import sim_api  # noqa: E402,F401
+import models  # noqa: E402
+import sim_api  # noqa: E402
 
 
 def pytest_report_header(config):

@@ -116,6 +116,7 @@ def test_system_commands_firewall_and_mariadb(scratch):
     assert 'would run: systemctl enable --now ufw' in lines
     cnf = (scratch / 'etc/mysql/mariadb.conf.d/60-minitwit.cnf').read_text()
     assert 'bind-address = 127.0.0.1' in cnf
+    assert 'innodb_flush_log_at_trx_commit = 1' in cnf  # durable: one server
     assert 'character-set-server = utf8mb4' in cnf
     # The password never shows.
     password = settings(scratch / 'opt/minitwit/shared/minitwit.env')[
@@ -312,7 +313,8 @@ def test_a_galera_node_bootstraps_or_joins_with_its_peers_only(scratch):
                  'wsrep_cluster_address = gcomm://10.0.0.1,10.0.0.2,10.0.0.3',
                  'wsrep_node_address = 10.0.0.1', 'wsrep_sst_method = mariabackup',
                  'binlog_format = ROW', 'innodb_autoinc_lock_mode = 2',
-                 'log_bin_trust_function_creators = 1'):
+                 'log_bin_trust_function_creators = 1',
+                 'innodb_flush_log_at_trx_commit = 2'):
         assert line in galera
     assert 'bind-address = 10.0.0.1' in (cnf / '60-minitwit.cnf').read_text()
     # The state transfers' password: generated, in a file for root and

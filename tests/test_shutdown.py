@@ -6,6 +6,9 @@ on SIGTERM: tests/test_faults.py.)"""
 import multiprocessing
 import signal
 
+import minitwit  # noqa: F401  (importing an app must set no handler)
+import sim_api  # noqa: F401
+
 
 def report_handler_then_wait(answers):
     handler = signal.getsignal(signal.SIGTERM)
@@ -14,7 +17,7 @@ def report_handler_then_wait(answers):
 
 
 def test_a_process_forked_from_an_app_dies_of_sigterm():
-    # conftest imported both apps into this process: that sets no handler.
+    # Both apps are imported into this process: that sets no handler.
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     fork = multiprocessing.get_context('fork')
     answers = fork.Queue()
