@@ -392,11 +392,16 @@ def cross_site():
         return True  # a malformed one (a port that is no number)
 
 
+def changes(route):
+    """Whether the request changes something: a POST, or one of the
+    original's GET links (the routes that say changes=True)."""
+    return request.method == 'POST' or route.config.get('changes', False)
+
+
 def refuse_cross_site():
-    """Refuse a change (a POST, or the original's GET links) asked for by
-    another site's page; a GET gets a button that does it from our own."""
-    changes = request.method == 'POST' or request.route.config.get('changes')
-    if changes and cross_site():
+    """Refuse a change asked for by another site's page; a GET gets a
+    button that does it from our own."""
+    if changes(request.route) and cross_site():
         raise HTTPResponse(render(
             'error.tpl', title='Not from MiniTwit', message='This request '
             'came from another site, so MiniTwit did nothing. If you meant '
@@ -417,8 +422,7 @@ def web_request(callback):
 def must_read_writes(route):
     """A write, or the page right after one (its flash is on the way),
     must see what this browser wrote, whichever database node took it."""
-    return (request.method == 'POST' or route.config.get('changes') or
-            request.get_cookie('flash') is not None)
+    return changes(route) or request.get_cookie('flash') is not None
 
 
 app.install(Pipeline(
@@ -449,7 +453,7 @@ def route_on_sent_path():
     sent = sent_path()
     segments = []
     for segment in (sent or request.environ['bottle.raw_path']).split('/'):
-        marker = '!' if sent and segment.startswith('!') else ''
+        marker = '!' if segment.startswith('!') else ''  # user_url's mark
         data = segment.removeprefix(marker).encode('latin-1')
         if sent:
             data = unquote_to_bytes(data)
@@ -462,8 +466,6 @@ def security_headers():
     """Sent with every answer, errors and redirects included."""
     for name, value in SECURITY_HEADERS.items():
         response.set_header(name, value)
-
-
 
 
 # --- the UI ------------------------------------------------------------------
@@ -597,7 +599,8 @@ def add_message():
 def follow_user(username):
     """Follow `username`: the original's link, or the button on their page."""
     user = signed_in_or_401('follow someone')
-    other = user_or_404(User.by_name(user_name(username)), user_name(username))
+    name = user_name(username)
+    other = user_or_404(User.by_name(name), name)
     user.follow(other)
     flash('You are now following "%s"' % other.username)
     redirect(user_url(other.username))
@@ -607,7 +610,8 @@ def follow_user(username):
 def unfollow_user(username):
     """Stop following `username`."""
     user = signed_in_or_401('unfollow someone')
-    other = user_or_404(User.by_name(user_name(username)), user_name(username))
+    name = user_name(username)
+    other = user_or_404(User.by_name(name), name)
     user.unfollow(other)
     flash('You are no longer following "%s"' % other.username)
     redirect(user_url(other.username))

@@ -32,6 +32,15 @@ import passwords
 from database import Prepared, db, is_mysql
 
 
+def upsert(query, target, update):
+    """The INSERT `query`, updating the row it meets instead (by the unique
+    key `target`): ON DUPLICATE KEY UPDATE on MySQL, which takes no conflict
+    target, ON CONFLICT (target) DO UPDATE on SQLite."""
+    if is_mysql():
+        return query.on_conflict(update=update)
+    return query.on_conflict(conflict_target=target, update=update)
+
+
 class BaseModel(Model):
     class Meta:
         database = db
@@ -51,12 +60,6 @@ class User(BaseModel):
     def by_name(cls, username):
         """The user called exactly `username`, or None."""
         rows = _user_by_name.rows(username)
-        return cls._from_row(rows[0]) if rows else None
-
-    @classmethod
-    def by_id(cls, user_id):
-        """The user with id `user_id`, or None."""
-        rows = _user_by_id.rows(user_id)
         return cls._from_row(rows[0]) if rows else None
 
     @classmethod
@@ -381,14 +384,8 @@ class Session(BaseModel):
     @classmethod
     def end_all(cls, user_id):
         """End every session of the user `user_id`."""
-        query = cls.insert(user_id=user_id, generation=1)
-        update = {cls.generation: cls.generation + 1}
-        if is_mysql():  # ON DUPLICATE KEY: MySQL takes no conflict target
-            query = query.on_conflict(update=update)
-        else:
-            query = query.on_conflict(conflict_target=[cls.user_id],
-                                      update=update)
-        query.execute()
+        upsert(cls.insert(user_id=user_id, generation=1), [cls.user_id],
+               {cls.generation: cls.generation + 1}).execute()
 
 
 class SignInFailure(BaseModel):
@@ -404,6 +401,8 @@ class SignInFailure(BaseModel):
 
     class Meta:
         table_name = 'sign_in_failure'
+        # Windows that are over are an index range, for add() to remove.
+        indexes = ((('since',), False),)
 
     @classmethod
     def wait(cls, limits, now=None):
@@ -418,21 +417,19 @@ class SignInFailure(BaseModel):
     @classmethod
     def add(cls, subjects, now=None):
         """Count a failure of each of `subjects`: one more in the current
-        window, or the first of a new one."""
+        window, or the first of a new one. Windows that are over go, so
+        that guessing many names leaves no rows behind."""
         now = int(time.time() if now is None else now)
         current = cls.since > now - cls.WINDOW
+        cls.delete().where(~current).execute()
         for subject in subjects:
-            query = cls.insert(subject=subject, failures=1, since=now)
             # MySQL sets these in order, so `failures` is decided on the
             # window as it was, before `since` moves.
-            update = {cls.failures: Case(None, [(current, cls.failures + 1)], 1),
-                      cls.since: Case(None, [(current, cls.since)], now)}
-            if is_mysql():
-                query = query.on_conflict(update=update)
-            else:
-                query = query.on_conflict(conflict_target=[cls.subject],
-                                          update=update)
-            query.execute()
+            upsert(cls.insert(subject=subject, failures=1, since=now),
+                   [cls.subject],
+                   {cls.failures: Case(None, [(current, cls.failures + 1)], 1),
+                    cls.since: Case(None, [(current, cls.since)], now)}
+                   ).execute()
 
     @classmethod
     def clear(cls, subject):
@@ -444,8 +441,6 @@ MODELS = (User, Message, Follower, Latest, TweetKey, Session, SignInFailure,
 
 
 _user_by_name = Prepared(lambda name: User.select().where(User.username == name))
-_user_by_id = Prepared(lambda user_id: User.select().where(
-    User.user_id == user_id))
 _session_user = Prepared(lambda user_id: User.select(
     User, fn.COALESCE(Session.generation, SQL('0')))
     .join(Session, JOIN.LEFT_OUTER, on=(Session.user_id == User.user_id))
@@ -487,10 +482,8 @@ def _once(query):
     they queue instead. (MySQL counts it because the drivers connect with
     FOUND_ROWS: database/mysql.py.)
     """
-    if is_mysql():  # ON DUPLICATE KEY: MySQL takes no conflict target
-        return query.on_conflict(update={Follower.who: Follower.who})
-    return query.on_conflict(conflict_target=[Follower.who, Follower.whom],
-                             update={Follower.who: Follower.who})
+    return upsert(query, [Follower.who, Follower.whom],
+                  {Follower.who: Follower.who})
 
 
 def _user_id(username):

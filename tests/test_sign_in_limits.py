@@ -140,6 +140,17 @@ def test_a_window_ends_a_minute_after_its_first_failure(fresh_db):
         assert SignInFailure.wait(limits, now=1062) == 60
 
 
+def test_windows_that_are_over_leave_no_rows(fresh_db):
+    """Guessing many names must not grow the table for good."""
+    with database.connection():
+        SignInFailure.add(['name:%d' % n for n in range(50)], now=1000)
+        SignInFailure.add(['name:late'], now=1059)
+        assert SignInFailure.select().count() == 51
+        SignInFailure.add(['name:new'], now=1060)
+        assert sorted(f.subject for f in SignInFailure.select()) == [
+            'name:late', 'name:new']
+
+
 def test_the_stored_subjects_are_hashed(web):
     guess(web, 'my-password-typed-as-name')
     database.configure(web.env['DATABASE_URL'])

@@ -1,15 +1,13 @@
 """Links built from user names stay on the site and reach that user, for
 any name the simulator API accepts: tried over real HTTP against both apps
 under waitress, as an attacker registering names would."""
-import base64
-import json
 from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 import requests
 from bs4 import BeautifulSoup
 
-AUTH = 'Basic ' + base64.b64encode(b'simulator:super_safe!').decode()
+from simulator.simulate import Client
 
 NAMES = [
     '/evil.example', '//evil.example', '/\\evil.example', '\\\\evil.example',
@@ -21,26 +19,20 @@ NAMES = [
 ]
 
 
-def api_post(api, path, body):
-    return requests.post(api.url + path, data=json.dumps(body), timeout=10,
-                         headers={'Authorization': AUTH,
-                                  'Content-Type': 'application/json'})
-
-
 @pytest.fixture
 def site(start_server, make_db_url):
     """The web UI and the API on one database, every name registered, and a
     message by each (so /public links them all)."""
     url = make_db_url()
-    api = start_server('sim_api:app', url)
+    api = Client(start_server('sim_api:app', url).url, timeout=10)
     web = start_server('minitwit:app', url)
     for name in NAMES + ['reader']:
-        assert api_post(api, '/register', {'username': name, 'email': 'x@x',
-                                           'pwd': 'secret'}).status_code == 204
+        assert api.send('POST', '/register', {
+            'username': name, 'email': 'x@x', 'pwd': 'secret'})[0] == 204
         # quote() leaves dots, and HTTP clients drop /. and /..
         segment = quote(name, safe='').replace('.', '%2E')
-        assert api_post(api, '/msgs/' + segment,
-                        {'content': 'by ' + name}).status_code == 204
+        assert api.send('POST', '/msgs/' + segment,
+                        {'content': 'by ' + name})[0] == 204
     return web
 
 
