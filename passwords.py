@@ -1,14 +1,10 @@
 """Password hashing, shared by the API and the web UI.
 
-New hashes are argon2id with OWASP's recommended memory and passes (19 MiB,
-t=2) in two lanes, computed on two cores at once (RFC 9106 suggests as many
-lanes as cores): the same memory and work as OWASP's p=1, about 20 ms of
-CPU here, done in 10-12 ms (`make bench-passwords`). The parameters are
-stored in each hash, so raising them later only means changing ARGON2
-below: old hashes keep verifying and are upgraded at the next sign-in.
-Hashes brought over from the original ITU-MiniTwit are werkzeug's
-`pbkdf2:sha256:N$salt$hex` and `scrypt:N:r:p$salt$hex`; they verify too and
-always count as stale.
+New hashes are argon2id with OWASP's memory and passes (19 MiB, t=2) in two
+lanes on two cores (RFC 9106: a lane per core): 20 ms of CPU in 10-12 ms. Each
+hash holds its parameters: change ARGON2's and old hashes still verify, and are
+upgraded at the next sign-in, as are the original ITU-MiniTwit's werkzeug hashes
+(`pbkdf2:sha256:N$salt$hex`, `scrypt:N:r:p$salt$hex`).
 """
 import hashlib
 import hmac
@@ -36,6 +32,7 @@ def verify_password(stored, password):
 
 
 def _verify_werkzeug(stored, password):
+    """Whether `password` matches a werkzeug hash (pbkdf2 or scrypt)."""
     try:
         method, salt, expected = stored.split('$', 2)
         kind, *args = method.split(':')
@@ -45,8 +42,7 @@ def _verify_werkzeug(stored, password):
             actual = hashlib.pbkdf2_hmac(name, secret, salt, rounds).hex()
         elif kind == 'scrypt':
             n, r, p = (int(a) for a in args) if args else (32768, 8, 1)
-            actual = hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p,
-                                    maxmem=132 * n * r * p).hex()
+            actual = hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, maxmem=132 * n * r * p).hex()
         else:
             return False
     except (ValueError, TypeError, IndexError):

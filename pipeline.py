@@ -1,13 +1,7 @@
-"""What every request to either app goes through: a Bottle plugin that both
-install first, so it wraps their own.
-
-It refuses a body larger than a form or a message can be (413) and a path
-that is not UTF-8 (400: Bottle would drop those bytes and could look up
-another name), then runs the view on a database connection of its own,
-answering 503 with `Retry-After: 1` when the database cannot be reached.
-Errors are Bottle's: a check or a view calls abort(status, message), and
-each app's error handler shows it, the web UI as a page, the API as JSON.
-"""
+"""What every request to either app goes through, a Bottle plugin both install
+first: 413 for a body larger than a form or message can be, 400 for a path not
+UTF-8 (Bottle would drop those bytes and could find another user), then the view
+on a database connection of its own; 503 (`Retry-After: 1`) when the database is down."""
 import functools
 
 from bottle import HTTPError, abort, request
@@ -18,15 +12,13 @@ MAX_BODY = 64 * 1024
 
 
 class Pipeline:
-    """The plugin. `messages` are the app's words for 400, 413 and 503;
-    `causal(route)` says whether a request must see every write made before
-    it (on a Galera cluster: whichever node took them); `check(route)`, if
-    given, runs before a connection is taken."""
+    """`messages`: the app's words for 400, 413 and 503. `causal(route)`: must
+    the request see every write made before it, whichever Galera node took it?
+    `check(route)`, if given, runs before a connection is taken."""
 
-    name = 'pipeline'
-    api = 2
+    name, api = 'pipeline', 2
 
-    def __init__(self, messages, causal, check=None):
+    def __init__(self, messages, causal, check=lambda route: None):
         self.messages, self.causal, self.check = messages, causal, check
 
     def setup(self, app):
@@ -43,13 +35,11 @@ class Pipeline:
         def wrapper(*args, **kwargs):
             if request.content_length > MAX_BODY:
                 abort(413, self.messages[413])
-            if self.check is not None:
-                self.check(route)
+            self.check(route)
             database.causal(self.causal(route))
             try:
                 with database.connection():
                     return callback(*args, **kwargs)
             except database.UNAVAILABLE_ERRORS:
-                raise HTTPError(503, self.messages[503],
-                                **{'Retry-After': '1'}) from None
+                raise HTTPError(503, self.messages[503], **{'Retry-After': '1'}) from None
         return wrapper

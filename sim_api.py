@@ -9,12 +9,11 @@ What every request goes through: pipeline.py's body cap, path check and
 database connection, and here the Basic credentials and the `latest`
 parameter (`check_simulator`), then `latest` stored after the view
 (`store_latest`). Errors are Bottle's abort(), shown by `json_error`.
-`latest` is stored in the same transaction as the
-action it came with (see `record`), or on its own when the action wrote
-nothing, so it is never ahead of or behind the data. A write is that one
-transaction: on MariaDB a single round trip, with no lookup first (the
-statements find their users by name themselves), but for a register,
-which first makes sure its name is free before it hashes the password.
+`latest` is stored in the same transaction as the action it came with
+(`record`), or on its own when the action wrote nothing, so it is never
+ahead of or behind the data. A write looks nobody up first (the models'
+writes find their users by name themselves), but for a register, which
+makes sure its name is free before it hashes the password.
 
 Every write is safe to send again (a 503 may come after its commit): a
 follow or unfollow done already changes nothing, a register of a taken name
@@ -28,6 +27,7 @@ import functools
 import hmac
 import json
 import os
+import time
 
 from bottle import Bottle, HTTPResponse, abort, request, response, static_file
 from peewee import IntegrityError
@@ -36,7 +36,7 @@ import database
 import models
 import observability
 import passwords
-from models import Latest, Message, TweetKey, User
+from models import Follower, Latest, Message, TweetKey, User
 from pipeline import MAX_BODY, Pipeline
 
 app = Bottle()
@@ -133,15 +133,15 @@ app.install(store_latest)
 
 
 def record(*writes):
-    """Run the statements `writes` and store this request's `latest` in one
-    transaction; the last write's result (.rowcount), or None without one."""
+    """Run `writes` (statements) and store this request's `latest` in one
+    transaction: the last write's row count."""
     latest = request.environ.get('minitwit.latest')
     statements = list(writes)
     if latest is not None:
-        statements.append(Latest.set_statement(latest))
-    results = database.transaction(*statements) if statements else []
+        statements.append(Latest.set_value.statement(latest))
+    counts = database.transaction(*statements) if statements else []
     request.environ['minitwit.latest_stored'] = True
-    return results[len(writes) - 1] if writes else None
+    return counts[len(writes) - 1] if writes else None
 
 
 def json_object():
@@ -207,7 +207,7 @@ def register():
     if error is None:
         pw_hash = passwords.hash_password(password)
         try:
-            record(User.register_statement(username, email, pw_hash))
+            record(User.new.statement(username, email, pw_hash))
         except IntegrityError:
             error = 'The username is already taken'
     if error is not None:
@@ -238,16 +238,16 @@ def post_message(username):
     if error is not None:
         abort(400, error)
     latest = request.environ['minitwit.latest']
-    post = User.post_as_statement(username, content)
-    writes = [post] if latest is None else \
-        [TweetKey.claim_statement(latest, username), post]
+
+    post = Message.post.statement(username, content, int(time.time()))
     try:
-        posted = record(*writes)
+        posted = record(post) if latest is None else \
+            record(TweetKey.claim.statement(latest, username), post)
     except IntegrityError:
         # Its key is taken: this very tweet was stored, `latest` with it.
         request.environ['minitwit.latest_stored'] = True
         return no_content()
-    if posted.rowcount != 1:
+    if posted != 1:
         abort(404, unknown_user(username))
     return no_content()
 
@@ -271,9 +271,8 @@ def follow_or_unfollow(username):
                        'username')
     verb = 'follow' if 'follow' in data else 'unfollow'
     other_name = string_field(data, verb)
-    write = User.follow_statement if verb == 'follow' else \
-        User.unfollow_statement
-    if record(write(username, other_name)).rowcount != 1:
+    write = Follower.follow if verb == 'follow' else Follower.unfollow
+    if record(write.statement(username, other_name)) != 1:
         # A user is unknown, or (an unfollow) the pair was not followed.
         # Only now is it worth a lookup.
         users = User.by_names(username, other_name)

@@ -1,22 +1,17 @@
-"""How MiniTwit reaches its database: the plumbing under models.py.
+"""How MiniTwit reaches its database: DATABASE_URL, playhouse's pools, the
+schema, and the one retry of a transaction.
 
-DATABASE_URL chooses it: an embedded SQLite file by default
-(sqlite:///minitwit.db), MySQL/MariaDB in production
-(mysql://user:password@host:3306/name). This package holds what the models
-and the apps use whatever the database: `configure()` (the URL), the
-schema's creation from schema.sql, a connection per request
-(`connection`), compiled statements (`Prepared`) and `transaction()`, which
-runs several statements as one transaction. What is particular to each
-database is in database/sqlite.py and database/mysql.py; the models and
-their queries are in models.py.
+sqlite:///minitwit.db (the default) is an embedded file; mysql://user:pw@host/name
+is MariaDB or MySQL (database/mysql.py), one server or a Galera cluster.
 """
 import os
+import random
 import re
+import sqlite3
 import sys
 import threading
-import weakref
-from collections import namedtuple
-from urllib.parse import parse_qsl, unquote, urlparse
+import time
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 from peewee import (
     DatabaseProxy,
@@ -25,74 +20,80 @@ from peewee import (
     OperationalError,
     __exception_wrapper__,
 )
-from playhouse.pool import MaxConnectionsExceeded
+from playhouse.pool import MaxConnectionsExceeded, PooledSqliteDatabase
 
-from database import galera, mysql, sqlite
-from database.galera import causal  # noqa: F401  (for the apps)
+from database import schema
+from database.mysql import (
+    NOT_RUN,
+    NOTHING_SENT,
+    ROLLED_BACK,
+    MySQLPool,
+    causal,  # noqa: F401  (the apps say which requests)
+    errno,
+    parse_nodes,
+)
 
 DEFAULT_DATABASE_URL = 'sqlite:///minitwit.db'
-SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'schema.sql')
 
-# What a request may hit when the database is down, restarting or saturated:
+# What a request may meet when the database is down, restarting or busy:
 # the apps answer 503 for these instead of 500.
 UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, MaxConnectionsExceeded)
 
 # The models are bound to this; configure() points it at a database.
 db = DatabaseProxy()
 
-# One statement of a transaction: SQL with placeholders, and its values.
-Statement = namedtuple('Statement', 'sql params')
+OPTIONS = {
+    'sqlite': {'synchronous', 'max_connections', 'stale_timeout', 'timeout'},
+    'mysql': {'max_connections', 'stale_timeout', 'timeout', 'connect_timeout',
+              'read_timeout', 'write_timeout', 'driver', 'prefer', 'causal',
+              'unix_socket'},
+}
+
+
+def transaction(*statements):
+    """Run `statements`, (sql, params) each (a compiled model method's
+    .statement(...)), as one transaction: their row counts. On MySQL in
+    one round trip, and again, up to 8 times, when the server says none of
+    it was done (a dead connection, a node not ready, a deadlock or Galera
+    certification failure: then after a random pause of up to 2, 4 ... 32
+    ms, so that colliding writers take turns, under 150 ms in all)."""
+    if not is_mysql():
+        with db.atomic():
+            return [db.execute_sql(*statement).rowcount
+                    for statement in statements]
+    for attempt in range(1, 9):
+        try:
+            return db.obj.run_transaction(statements)
+        except (OperationalError, InterfaceError) as error:
+            code = errno(error)
+            if attempt == 8 or code not in (ROLLED_BACK, NOTHING_SENT, *NOT_RUN):
+                raise
+            if code == ROLLED_BACK:
+                time.sleep(random.uniform(0, min(0.001 * 2 ** attempt, 0.032)))
+            else:
+                db.obj.manual_close()
 
 
 def insert_many(fields, rows):
     """INSERT `rows` (tuples in the order of `fields`, all of one model) as
-    one executemany, for bulk loads: a peewee query of all the rows would
-    cost more to build than the database's work."""
+    one executemany, for bulk loads: a peewee query of a million rows
+    costs more to build than the database's work."""
     sql, _ = fields[0].model.insert(dict.fromkeys(fields)).sql()
-    with __exception_wrapper__:  # the driver's errors as peewee's
+    with __exception_wrapper__:
         db.cursor().executemany(sql, rows)
 
 
-class Prepared:
-    """A peewee query whose SQL is built once per database, then only run.
+class SqlitePool(PooledSqliteDatabase):
+    latest_row = 1  # models.Latest's row that this process writes
 
-    Building a query costs 0.1-0.4 ms on this hardware, several times what
-    running it costs on SQLite, so the statements every simulator request
-    runs are kept compiled. `build(*params)` must bind each parameter once,
-    in order; the first call checks that it does.
-    """
+    def describe(self):
+        return 'SQLite %s' % self.database
 
-    def __init__(self, build):
-        self.build = build
-        self.compiled = weakref.WeakKeyDictionary()  # database -> SQL
-
-    def statement(self, *params):
-        """The Statement, for transaction()."""
-        sql = self.compiled.get(db.obj)
-        if sql is None:
-            sql, bound = self.build(*params).sql()
-            if list(bound) != list(params):
-                raise TypeError('query binds %r, not %r' % (bound, params))
-            self.compiled[db.obj] = sql
-        return Statement(sql, params)
-
-    def __call__(self, *params):
-        """Run it now, on its own; its cursor."""
-        return db.execute_sql(*self.statement(*params))
-
-    def rows(self, *params):
-        """Run a query now, on its own; its rows, as tuples."""
-        return db.obj.fetch_rows(*self.statement(*params))
+    def status(self):
+        return {'node': self.describe()}
 
 
-def transaction(*statements):
-    """Run Statements as one transaction, all or nothing, in one round trip
-    on MySQL; the result of each, in order: .rowcount and .lastrowid."""
-    return db.obj.run_transaction(statements)
-
-
-def _query_params(query):
+def url_options(query):
     """URL query parameters as Python values (`?max_connections=8`)."""
     params = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
@@ -106,53 +107,71 @@ def _query_params(query):
     return params
 
 
-# What a DATABASE_URL may set in its query string, per scheme.
-URL_OPTIONS = {'sqlite': sqlite.OPTIONS, 'mysql': mysql.OPTIONS}
-
-
 def make_database(url):
-    """A peewee database for `url`: sqlite:///path or mysql://u:p@host/name."""
+    """A pooled peewee database for `url`, with MiniTwit's settings."""
     parsed = urlparse(url)
     scheme = 'mysql' if parsed.scheme == 'mariadb' else parsed.scheme
-    params = _query_params(parsed.query)
-    allowed = URL_OPTIONS.get(scheme, set())
-    unknown = sorted(set(params) - allowed)
+    if scheme not in OPTIONS:
+        raise ValueError('DATABASE_URL must start with sqlite:/// or mysql://, '
+                         'not %r' % url.split(':', 1)[0])
+    params = url_options(parsed.query)
+    unknown = sorted(set(params) - OPTIONS[scheme])
     if unknown:
         raise ValueError('DATABASE_URL option(s) %s not understood; %s URLs '
                          'take %s' % (', '.join(unknown), parsed.scheme,
-                                      ', '.join(sorted(allowed)) or 'none'))
+                                      ', '.join(sorted(OPTIONS[scheme]))))
+    name = unquote(parsed.path[1:])
     if scheme == 'sqlite':
-        return sqlite.make(unquote(parsed.path[1:]) or ':memory:', params)
-    if scheme == 'mysql':
-        # Not parsed.hostname: the URL may name several nodes (galera.py).
-        credentials, _, hosts = parsed.netloc.rpartition('@')
-        user, _, password = credentials.partition(':')
-        params.update(user=unquote(user or 'root'), password=unquote(password),
-                      nodes=galera.parse_nodes(hosts or '127.0.0.1'))
-        return mysql.make(unquote(parsed.path[1:]), params)
-    raise ValueError('DATABASE_URL must start with sqlite:/// or mysql://, '
-                     'not %r' % url.split(':', 1)[0])
+        return SqlitePool(
+            name or ':memory:',
+            # WAL: readers run beside the writer. synchronous=NORMAL: a
+            # commit survives the process being killed, not a power cut
+            # (?synchronous=full buys that, at ~0.8 ms a write).
+            pragmas={'journal_mode': 'wal', 'foreign_keys': 1,
+                     'synchronous': params.pop('synchronous', 'normal'),
+                     'busy_timeout': 2000},
+            # Writers take the lock at BEGIN and queue on the busy timeout,
+            # instead of one failing when it upgrades a read lock.
+            lock_type='IMMEDIATE', check_same_thread=False,
+            **{'max_connections': 64, 'stale_timeout': 3600, **params})
+    # Not parsed.hostname: the URL may name several nodes.
+    credentials, _, hosts = parsed.netloc.rpartition('@')
+    user, _, password = credentials.partition(':')
+    options = {
+        # Fail fast when the server is down or hung, rather than outlive
+        # the simulator's 300 ms. Opening a connection costs tens of ms;
+        # waiting longer than `timeout` for a free one would miss the
+        # deadline anyway.
+        'charset': 'utf8mb4', 'connect_timeout': 2, 'write_timeout': 10,
+        'max_connections': 16, 'stale_timeout': 600, 'timeout': 0.15,
+        'user': unquote(user or 'root'), 'password': unquote(password),
+        'nodes': parse_nodes(hosts or '127.0.0.1'), **params}
+    # A cluster gives up on a hung node (SIGSTOP, a dead link) as soon as
+    # on one that refuses connections, and goes on on another: no MiniTwit
+    # statement takes a second.
+    clustered = len(options['nodes']) > 1
+    options.setdefault('read_timeout', options['connect_timeout']
+                       if clustered else 10)
+    return MySQLPool(name, **options)
 
 
-def status():
-    """What /healthz says of the database: the node in use, and on a Galera
-    cluster its size and the node's state."""
-    if is_mysql():
-        return db.obj.status()
-    return {'node': 'SQLite %s' % db.obj.database}
+def is_mysql(database=None):
+    return isinstance(database or db.obj, MySQLPool)
 
 
 def describe(database):
     """What a start-up log line says of the database (no password)."""
-    if is_mysql(database):
-        return database.describe()
-    return 'SQLite %s' % database.database
+    return database.describe()
+
+
+def status():
+    """What /healthz says of the database."""
+    return db.obj.status()
 
 
 _checkpointer = None
-_schema_lock = threading.Lock()
 _schema_ready = False
-_configure_lock = threading.Lock()
+_lock = threading.Lock()
 
 
 def configure(url=None, announce=False):
@@ -163,13 +182,14 @@ def configure(url=None, announce=False):
     if db.obj is not None:
         db.obj.close_all()
     if _checkpointer is not None:
-        _checkpointer.stop()
-        _checkpointer = None
+        _checkpointer.set()
     database = make_database(url)
     db.initialize(database)
     if not is_mysql(database) and database.database != ':memory:':
-        _checkpointer = sqlite.WalCheckpointer(database.database)
-        _checkpointer.start()
+        _checkpointer = threading.Event()
+        threading.Thread(target=checkpoint, args=(database.database,
+                                                  _checkpointer),
+                         name='sqlite-wal-checkpoint', daemon=True).start()
     _schema_ready = False
     if announce:
         print('minitwit: database %s' % describe(database), file=sys.stderr,
@@ -178,74 +198,47 @@ def configure(url=None, announce=False):
 
 
 def configured():
-    """The database the models use: DATABASE_URL's, configured and announced
-    on first use when nothing configured one. So importing an app touches
-    no database; serve.py calls this at start, to say which and to refuse a
-    bad URL before serving."""
+    """The database the models use: DATABASE_URL's, configured on first
+    use, so that importing an app touches no database (serve.py calls this
+    at start, to refuse a bad URL before serving)."""
     if db.obj is None:
-        with _configure_lock:
+        with _lock:
             if db.obj is None:
                 configure(announce=True)
     return db.obj
 
 
-def schema_statements(path=SCHEMA_FILE):
-    """The statements of schema.sql, without its comment lines. A statement
-    ends with a line ending in ';', but for a trigger, whose body holds
-    statements of its own: it ends at the line 'END;'."""
-    statements, lines = [], []
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            if line.lstrip().startswith('--') or not (line.strip() or lines):
-                continue
-            lines.append(line.rstrip())
-            trigger = lines[0].startswith('CREATE TRIGGER')
-            if (lines[-1] == 'END;') if trigger else lines[-1].endswith(';'):
-                statements.append('\n'.join(lines)[:-1].strip())
-                lines = []
-    if lines:
-        raise ValueError('%s ends inside a statement: %s' % (path, lines[0]))
-    return statements
-
-
-# A statement of schema.sql that creates one named object if it is missing.
-CREATES = re.compile(r'CREATE (?:UNIQUE )?(TABLE|INDEX|TRIGGER|VIEW) IF NOT EXISTS (\w+)')
-
-
-def existing_objects():
-    """{(kind, name)} of the tables, views, indexes and triggers the MySQL
-    database has. On Galera every DDL statement, even a CREATE ... IF NOT
-    EXISTS that changes nothing, is replicated to every node in total
-    order (TOI): each stalls the cluster's writes for a moment, and a
-    CREATE TRIGGER on a table other nodes are writing to can end in an
-    "MDL BF-BF conflict" that hangs a node. So what exists is not sent."""
-    found = set()
-    for kind, query in (
-            ('TABLE', 'SELECT table_name FROM information_schema.tables '
-                      'WHERE table_schema = DATABASE()'),
-            ('INDEX', 'SELECT index_name FROM information_schema.statistics '
-                      'WHERE table_schema = DATABASE()'),
-            ('TRIGGER', 'SELECT trigger_name FROM information_schema.triggers '
-                        'WHERE trigger_schema = DATABASE()')):
-        cursor = db.cursor()
-        cursor.execute(query)
-        for (name,) in cursor.fetchall():
-            found.add((kind, name))
-            if kind == 'TABLE':
-                found.add(('VIEW', name))
-    return found
+def checkpoint(path, stopped, interval=0.1):
+    """Copy SQLite's write-ahead log into the database file, 10 times a
+    second, until `stopped`. SQLite does it inside a commit every 1000
+    pages, which made every ~250th simulator write wait ~15 ms; here,
+    beside the requests (PASSIVE never blocks them), the commit finds
+    almost nothing left to copy."""
+    conn = None
+    while not stopped.wait(interval):
+        try:
+            if conn is None:
+                # mode=rw: creating the file is the apps' job.
+                conn = sqlite3.connect('file:%s?mode=rw' % quote(path), uri=True,
+                                       timeout=0, isolation_level=None)
+                conn.execute('PRAGMA journal_mode=wal')
+            conn.execute('PRAGMA wal_checkpoint(PASSIVE)')
+        except sqlite3.Error:
+            pass  # busy, or not created yet: next time
+    if conn is not None:
+        conn.close()
 
 
 def create_schema():
     """Run schema.sql: creates what is missing, touches nothing else."""
     global _schema_ready
-    with _schema_lock:
+    with _lock:
         if _schema_ready:
             return
         with db.connection_context():
-            existing = existing_objects() if is_mysql() else set()
-            for statement in schema_statements():
-                creates = CREATES.match(statement)
+            existing = schema.existing(db) if is_mysql() else set()
+            for statement in schema.statements():
+                creates = schema.CREATES.match(statement)
                 if creates and creates.groups() in existing:
                     continue
                 try:
@@ -257,19 +250,11 @@ def create_schema():
         _schema_ready = True
 
 
-def is_mysql(database=None):
-    return isinstance(database or db.obj, mysql.MySQLPool)
-
-
 class connection:
-    """A connection for one request, with the schema ensured.
-
-    Use as a context manager around a request's work; it makes a database
-    that was unreachable at start-up usable as soon as it comes back.
-    A MySQL connection goes back to the pool afterwards; an SQLite one stays
-    with its thread for the next request: checking it in and out cost a
-    fifth of a simulator request.
-    """
+    """A connection for one request, with the schema ensured: a database
+    that was unreachable at start-up is used as soon as it is back. A
+    MySQL connection goes back to the pool afterwards; an SQLite one stays
+    with its thread (checking it in and out cost a fifth of a request)."""
 
     def __enter__(self):
         configured()

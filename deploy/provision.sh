@@ -101,7 +101,7 @@ addresses "${CLUSTER_ADDRESSES:-} ${APP_ADDRESSES:-}" >/dev/null  # dies here on
 mapfile -t CLUSTER < <(addresses "${CLUSTER_ADDRESSES:-}")
 mapfile -t APP_HOSTS < <(addresses "${APP_ADDRESSES:-}")
 # The apps' servers also build mysqlclient, the C driver of
-# requirements-mysql.txt, when their wheelhouse has no wheel of it.
+# pyproject.toml's dependency group mysql, when their wheelhouse has no wheel of it.
 APP_PACKAGES=(python3 python3-venv python3-dev gcc libmariadb-dev pkg-config nginx ufw curl
               logrotate iproute2 openssl)
 case $ROLE in
@@ -370,7 +370,7 @@ units() {
   fi
   sed "s|/var/log/minitwit|$LOGS|g" "$REPO/deploy/logrotate/minitwit" |
     put "$PREFIX/etc/logrotate.d/minitwit" 0644
-  ln -sfn "$ROOT/current/ops/minitwitctl" "$PREFIX/usr/local/bin/minitwitctl"
+  ln -sfn "$ROOT/current/scripts/ops/minitwitctl" "$PREFIX/usr/local/bin/minitwitctl"
 }
 
 firewall() {

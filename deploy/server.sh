@@ -158,10 +158,8 @@ activate() {
   new=$(other "$old")
   previous=$(slot_release "$old")
   idle_before=$(readlink "$ROOT/slots/$new" 2>/dev/null || true)
-  if [[ $MINITWIT_SUPERVISOR == systemd ]]; then
-    changed=$("$SLOT" install-units /etc/systemd/system)
-    [[ -z $changed ]] || systemctl daemon-reload
-  fi
+  changed=$("$SLOT" install-units "$SYSTEMD_UNIT_DIR")
+  [[ -z $changed ]] || systemctl daemon-reload
 
   "$SLOT" stop "$new"
   mkdir -p "$ROOT/slots"
@@ -199,29 +197,31 @@ build() {
   # the wheelhouse's own pip run from its wheel (a virtualenv without pip is
   # made in a fraction of the time). The first build on a server, and one
   # with a new pin, fill the wheelhouse from the package index first. Then
-  # the C MySQL driver (requirements-mysql.txt) the same way; where it
+  # the C MySQL driver (the dependency group mysql) the same way; where it
   # cannot be built the apps run on PyMySQL, and say so when they start.
+  # The pins are pyproject.toml's dependency groups, which deploy/pins.py
+  # prints: Debian's pip is older than pip install --group.
   local release=$1 wheels=$SHARED/wheels pip_wheel
   local install=(install --quiet --disable-pip-version-check --no-index
                  --find-links "$wheels")
+  pins() { "$PYTHON" "$release/deploy/pins.py" --pyproject "$release/pyproject.toml" "$1"; }
   pip_wheel=$(find -L "$wheels" -name 'pip-*.whl' 2>/dev/null | sort -V | tail -n 1)
   if [[ -n $pip_wheel ]] &&
      "$PYTHON" -m venv --without-pip "$release/.venv" &&
-     "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r "$release/requirements.txt" 2>/dev/null; then
+     "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r <(pins app) 2>/dev/null; then
     :
   else
     rm -rf "$release/.venv"
     "$PYTHON" -m venv "$release/.venv" &&
       "$release/.venv/bin/pip" wheel --quiet --disable-pip-version-check \
-        --wheel-dir "$wheels" pip -r "$release/requirements.txt" &&
-      "$release/.venv/bin/pip" "${install[@]}" -r "$release/requirements.txt" || return 1
+        --wheel-dir "$wheels" pip -r <(pins app) &&
+      "$release/.venv/bin/pip" "${install[@]}" -r <(pins app) || return 1
     pip_wheel=$(find -L "$wheels" -name 'pip-*.whl' | sort -V | tail -n 1)
   fi
-  [[ -f $release/requirements-mysql.txt ]] || return 0
-  "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r "$release/requirements-mysql.txt" 2>/dev/null ||
+  "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r <(pins mysql) 2>/dev/null ||
     { "$release/.venv/bin/python" "$pip_wheel/pip" wheel --quiet --disable-pip-version-check \
-        --wheel-dir "$wheels" -r "$release/requirements-mysql.txt" >/dev/null 2>&1 &&
-      "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r "$release/requirements-mysql.txt"; } ||
+        --wheel-dir "$wheels" -r <(pins mysql) >/dev/null 2>&1 &&
+      "$release/.venv/bin/python" "$pip_wheel/pip" "${install[@]}" -r <(pins mysql); } ||
     echo "mysqlclient could not be built here (libmariadb-dev, pkg-config, gcc?): the apps use PyMySQL"
 }
 
@@ -262,8 +262,8 @@ install() {
     # shellcheck source=/dev/null  # the shared environment file
     . "$release/minitwit.env"
     set +a
-    cd "$release" && .venv/bin/python -m ops.initdb
-  ) || fail "$name" none "$previous" "the schema changes (python -m ops.initdb) failed"
+    cd "$release" && .venv/bin/python -m scripts.ops.initdb
+  ) || fail "$name" none "$previous" "the schema changes (python -m scripts.ops.initdb) failed"
   activate "$name" deploy
   prune
 }

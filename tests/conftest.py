@@ -11,8 +11,7 @@ import uuid
 from urllib.parse import urlparse
 
 import pytest
-
-from bench.serving import Server
+from serving import Server
 
 pytest_plugins = ['system_tools']  # the `needs` marker: tests/system_tools.py
 

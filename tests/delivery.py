@@ -2,9 +2,10 @@
 
 A `Host` is what a droplet is to deploy.sh: deploy/provision.sh lays it out
 in a scratch root (--root), an OpenSSH server lets the test's key in, and
-nginx serves the provisioned site on free ports. Its apps run as plain
-background processes (MINITWIT_SUPERVISOR=process), since there is no
-systemd here. `close()` stops everything it and its deploys started.
+nginx serves the provisioned site on free ports. There is no systemd
+here: the host's PATH starts with a stand-in for systemctl and journalctl
+(tests/fake_systemd.py) that runs the units deploy/slot installs as plain
+processes. `close()` stops everything it and its deploys started.
 
 A Host may also live at another address, in a network namespace of its own
 (tests/netns.py): `address` is where its sshd and nginx listen, `prefix`
@@ -16,17 +17,20 @@ import http.client
 import io
 import json
 import os
+import shlex
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.serving import ROOT, free_port
-from simulator.simulate import Client, to_request
+from serving import ROOT, free_port
+
+from scripts.simulator.simulate import Client, to_request
 
 SSHD = '/usr/sbin/sshd'
 USER = getpass.getuser()
@@ -205,10 +209,22 @@ class Host:
         nginx = Nginx(directory / 'nginx',
                       directory / 'etc' / 'nginx' / 'sites-enabled' / '*',
                       prefix)
+        # The stand-in for systemd (tests/fake_systemd.py): the units go
+        # where provisioning put them, the apps' pids and output under run/.
+        units = directory / 'etc' / 'systemd' / 'system'
+        tools = directory / 'bin'
+        tools.mkdir(parents=True)
+        for program in ('systemctl', 'journalctl'):
+            (tools / program).write_text(
+                '#!/bin/sh\nexec %s %s %s %s %s "$@"\n' % tuple(map(shlex.quote, (
+                    sys.executable, str(Path(__file__).with_name('fake_systemd.py')),
+                    str(units), str(self.root / 'run'), program))))
+            (tools / program).chmod(0o755)
         # This server's settings, before provisioning (which keeps them):
-        # no systemd here, so the slots are background processes.
+        # the stand-in first on PATH for deploy/slot and deploy/server.sh.
         settings = dict({
-            'MINITWIT_SUPERVISOR': 'process',
+            'PATH': '"%s:$PATH"' % tools,
+            'SYSTEMD_UNIT_DIR': units,
             'BLUE_WEB_PORT': free_port(), 'BLUE_API_PORT': free_port(),
             'GREEN_WEB_PORT': free_port(), 'GREEN_API_PORT': free_port(),
             'NGINX_COMMAND': '"%s"' % ' '.join(nginx.command),
@@ -266,8 +282,8 @@ class Host:
                 log.read_text().splitlines()] if log.exists() else []
 
     def app_pid(self, app, slot):
-        return int((self.root / 'run' / ('%s-%s.pid' % (app, slot)))
-                   .read_text())
+        return int((self.root / 'run' / ('minitwit-%s@%s.service.pid'
+                                         % (app, slot))).read_text())
 
     def close(self):
         """Stop the apps deploys started here, nginx and sshd."""

@@ -13,12 +13,12 @@ import sqlite3
 import subprocess
 import sys
 
+from serving import ROOT
 from sim_client import AUTH, path
 from werkzeug.security import generate_password_hash
 
 import database
-from bench.serving import ROOT
-from ops.import_legacy import create_legacy
+from scripts.ops.import_legacy import create_legacy
 
 # The two formats the original's werkzeug wrote, alternately.
 HASH_METHODS = ('pbkdf2:sha256:150000', 'scrypt:32768:8:1')
@@ -33,10 +33,10 @@ def database_url():
 
 
 def run_tool(name, *args, database_url):
-    """Run `python -m ops.NAME` on `database_url`, as an operator does; a
+    """Run `python -m scripts.ops.NAME` on `database_url`, as an operator does; a
     CompletedProcess with text."""
     return subprocess.run(
-        [sys.executable, '-m', 'ops.' + name, *(str(arg) for arg in args)],
+        [sys.executable, '-m', 'scripts.ops.' + name, *(str(arg) for arg in args)],
         cwd=ROOT, env=dict(os.environ, DATABASE_URL=database_url),
         capture_output=True, text=True, timeout=300)
 

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlparse
 
 import pymysql
 
-from simulator.simulate import expected_state, to_request, verify
+from scripts.simulator.simulate import expected_state, to_request, verify
 
 
 def connect(url):
@@ -105,7 +105,7 @@ def difference(shown, wanted):
 
 
 def exact_state(client, actions):
-    """simulator.simulate.verify's differences between what the API shows
+    """scripts.simulator.simulate.verify's differences between what the API shows
     and what the actions imply, but that the messages of one second may be
     listed in another order than they were posted in.
 

@@ -9,7 +9,7 @@ from sim_client import AUTH, follow, latest, path, register, tweet, unfollow
 
 import database
 from models import Follower, Message, TweetKey, User
-from simulator.simulate import Client
+from scripts.simulator.simulate import Client
 
 
 def keys():

@@ -6,14 +6,14 @@ import ast
 import re
 from pathlib import Path
 
-from bench.serving import ROOT
+from serving import ROOT
 
 DOC = Path(ROOT) / 'docs' / 'architecture.md'
 APPS = {'sim_api', 'minitwit'}
 
 
 def documented():
-    """{'sim_api.py': {...}, 'ops/': {...}} from the doc's table."""
+    """{'sim_api.py': {...}, 'scripts/ops/': {...}} from the doc's table."""
     text = DOC.read_text(encoding='utf-8')
     section = text.split('## Who imports whom', 1)[1]
     table = re.search(r'```text\nmodule +imports\n(.*?)```', section, re.S).group(1)
@@ -25,10 +25,20 @@ def documented():
 
 
 def own_names():
-    """The names under which MiniTwit's own modules are imported."""
+    """The names under which MiniTwit's own modules are imported: a module
+    or package at the root, or a folder of scripts/ (scripts.ops...)."""
     root = Path(ROOT)
     return {p.stem for p in root.glob('*.py')} | \
-        {p.name for p in root.iterdir() if (p / '__init__.py').exists()}
+        {p.name for p in root.iterdir()
+         if (p / '__init__.py').exists() and p.name != 'scripts'} | \
+        {'scripts.' + p.name for p in (root / 'scripts').iterdir()
+         if (p / '__init__.py').exists()}
+
+
+def own_name(module):
+    """scripts.ops.progress -> scripts.ops; database.mysql -> database."""
+    parts = module.split('.')
+    return '.'.join(parts[:2 if parts[0] == 'scripts' else 1])
 
 
 def imports_of(path, own):
@@ -36,9 +46,9 @@ def imports_of(path, own):
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {alias.name.split('.')[0] for alias in node.names}
+            found |= {own_name(alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            found.add(node.module.split('.')[0])
+            found.add(own_name(node.module))
     return found & own
 
 
@@ -54,7 +64,8 @@ def actual(rules):
 
 def test_every_module_is_in_the_table():
     rules = documented()
-    listed = {name.removesuffix('.py').removesuffix('/') for name in rules}
+    listed = {name.removesuffix('.py').removesuffix('/').replace('/', '.')
+              for name in rules}
     assert own_names() == listed
 
 
@@ -66,7 +77,8 @@ def test_the_code_imports_what_the_table_says():
 def test_the_rules_the_table_promises():
     rules = documented()
     assert not rules['sim_api.py'] & APPS and not rules['minitwit.py'] & APPS
-    for layer in ('models.py', 'database/', 'ops/', 'bench/', 'simulator/'):
+    for layer in ('models.py', 'database/', 'scripts/ops/', 'scripts/bench/',
+                  'scripts/simulator/'):
         assert not rules[layer] & APPS, layer
     assert rules['database/'] == {'database'}
-    assert rules['simulator/'] <= {'ops'}
+    assert rules['scripts/simulator/'] <= {'scripts.ops'}

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 from conftest import MARIADB_URL
+from serving import ROOT
 
-from bench.serving import ROOT
-from simulator import gen_scenario
+from scripts.simulator import gen_scenario
 
 pytestmark = pytest.mark.slow
 GALERA = ('mariadbd', 'mariadb-install-db', 'rsync',
@@ -42,7 +42,7 @@ def table_rows(out):
 
 def test_bench_replays_on_each_backend_beside_the_floor(scenario, backend,
                                                         request):
-    args = ['bench.bench', '--scenario', scenario, '--backends', backend]
+    args = ['scripts.bench.bench', '--scenario', scenario, '--backends', backend]
     if backend == 'mariadb':
         args += ['--mariadb', MARIADB_URL, '--drivers', 'pymysql,mysqlclient']
     out = run(*args)
@@ -55,7 +55,7 @@ def test_bench_replays_on_each_backend_beside_the_floor(scenario, backend,
 @pytest.mark.skipif(not MARIADB_URL, reason='TEST_MARIADB_URL is not set')
 def test_bench_compares_transports_floors_and_a_checkout_before(
         scenario, mariadb_socket_url):
-    out = run('bench.bench', '--scenario', scenario, '--backends', 'mariadb',
+    out = run('scripts.bench.bench', '--scenario', scenario, '--backends', 'mariadb',
               '--mariadb', MARIADB_URL, '--mariadb', mariadb_socket_url,
               '--before', ROOT, '--db-floor')
     rows = table_rows(out)
@@ -72,7 +72,7 @@ def test_bench_compares_transports_floors_and_a_checkout_before(
 
 @pytest.mark.needs('mariadbd', 'mariadb-install-db')
 def test_bench_measures_servers_of_its_own_with_other_settings(scenario):
-    out = run('bench.bench', '--scenario', scenario, '--backends', 'mariadb',
+    out = run('scripts.bench.bench', '--scenario', scenario, '--backends', 'mariadb',
               '--db-floor', '--own-mariadb', 'innodb_flush_log_at_trx_commit=1',
               '--own-mariadb', 'innodb_flush_log_at_trx_commit=2,'
               'innodb_doublewrite=0')
@@ -88,7 +88,7 @@ def test_bench_measures_servers_of_its_own_with_other_settings(scenario):
 
 
 def test_loadtest_takes_turns_with_the_floor_and_a_checkout_before():
-    out = run('bench.loadtest', '--clients', '4', '--processes', '2',
+    out = run('scripts.bench.loadtest', '--clients', '4', '--processes', '2',
               '--seconds', '2', '--rounds', '2', '--before', ROOT)
     for label in ('floor (no-op app)', 'MiniTwit',
                   'MiniTwit before (%s)' % os.path.basename(ROOT)):
@@ -98,7 +98,7 @@ def test_loadtest_takes_turns_with_the_floor_and_a_checkout_before():
 
 @pytest.mark.needs('mariadbd', 'mariadb-install-db')
 def test_the_profile_accounts_for_every_action(scenario):
-    out = run('bench.profile_api', '--scenario', scenario)
+    out = run('scripts.bench.profile_api', '--scenario', scenario)
     table = {line.split()[0]: line.split()[1:] for line in out.splitlines()
              if line.split() and line.split()[0] in
              ('register', 'tweet', 'follow', 'unfollow')}
@@ -112,7 +112,7 @@ def test_the_profile_accounts_for_every_action(scenario):
 @pytest.mark.needs(*GALERA)
 @pytest.mark.timeout(400)
 def test_bench_cluster_runs_on_one_node_and_on_three(scenario):
-    out = run('bench.bench_cluster', '--scenario', scenario, '--clients', '4',
+    out = run('scripts.bench.bench_cluster', '--scenario', scenario, '--clients', '4',
               '--processes', '2', '--seconds', '1', timeout=360)
     for label in ('one node', 'the cluster', 'the cluster, causal=false'):
         assert any(line.startswith('sim_api on %s ' % label) and

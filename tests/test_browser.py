@@ -15,7 +15,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from simulator.simulate import Client
+from scripts.simulator.simulate import Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs('chromium', 'chromedriver')]
 

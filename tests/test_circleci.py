@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from bench.serving import ROOT
+from serving import ROOT
 
 CONFIG = Path(ROOT) / '.circleci' / 'config.yml'
 

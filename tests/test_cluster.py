@@ -1,4 +1,4 @@
-"""MiniTwit on a three-node MariaDB Galera cluster (bench/galera.py: real
+"""MiniTwit on a three-node MariaDB Galera cluster (tests/galera.py: real
 mariadbd with wsrep on loopback), through two app processes that prefer
 different nodes, as two app hosts would.
 
@@ -22,15 +22,15 @@ from urllib.error import HTTPError
 from urllib.parse import urlencode
 
 import pytest
+from galera import GaleraCluster
 from prometheus_client.parser import text_string_to_metric_families
 from replay_checks import exact_state, send, stored_exactly, wrong_answers
+from serving import wait_until
 
 import database
 import models
-from bench.galera import GaleraCluster
-from bench.serving import wait_until
-from simulator.gen_scenario import generate_actions
-from simulator.simulate import DEADLINE, EXPECTED, Client
+from scripts.simulator.gen_scenario import generate_actions
+from scripts.simulator.simulate import DEADLINE, EXPECTED, Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
               pytest.mark.needs('mariadbd', 'mariadb-install-db', 'rsync',

@@ -1,7 +1,7 @@
 """A rolling deploy over two app hosts on a Galera cluster, while the
 simulator's traffic goes on, every piece real but the machines.
 
-- the database: three real mariadbd with wsrep (bench/galera.py), the
+- the database: three real mariadbd with wsrep (tests/galera.py), the
   first bootstrapped, throwaway datadirs and small buffer pools;
 - two app hosts, each a `Host` of tests/delivery.py (deploy/provision.sh
   --root, OpenSSH, nginx, the apps as background processes) in a network
@@ -36,13 +36,13 @@ from pathlib import Path
 
 import pytest
 from delivery import USER, Host, Keys, Nginx, deploy, make_dist, release_of, replay_until
+from galera import GaleraCluster
 from netns import namespaces
 from replay_checks import exact_state
+from serving import ROOT, free_port, wait_until
 
-from bench.galera import GaleraCluster
-from bench.serving import ROOT, free_port, wait_until
-from simulator.gen_scenario import generate_actions
-from simulator.simulate import EXPECTED, Client
+from scripts.simulator.gen_scenario import generate_actions
+from scripts.simulator.simulate import EXPECTED, Client
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.timeout(600),
@@ -71,7 +71,7 @@ class ReachableCluster(GaleraCluster):
         # With wsrep on, MariaDB counts the binary log as enabled, and then
         # refuses CREATE TRIGGER to a user without SUPER (error 1419) unless
         # this is set: the app hosts' user minitwit creates schema.sql's
-        # triggers (python -m ops.initdb, at every deploy).
+        # triggers (python -m scripts.ops.initdb, at every deploy).
         return options + ['--log-bin-trust-function-creators=1']
 
 
@@ -104,8 +104,8 @@ def wheelhouse(tmp_path_factory):
     done = subprocess.run(
         [str(Path(ROOT) / '.venv' / 'bin' / 'python'), '-m', 'pip', 'wheel', '--quiet',
          '--disable-pip-version-check', '-w', str(wheels), 'pip',
-         '-r', str(Path(ROOT) / 'requirements.txt'),
-         '-r', str(Path(ROOT) / 'requirements-mysql.txt')],
+         '--group', str(Path(ROOT) / 'pyproject.toml') + ':app',
+         '--group', str(Path(ROOT) / 'pyproject.toml') + ':mysql'],
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return wheels

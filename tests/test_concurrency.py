@@ -7,9 +7,9 @@ from urllib.parse import quote
 import pytest
 
 import database
-from bench import loadtest
 from models import Follower, User
-from simulator.simulate import Client
+from scripts.bench import loadtest
+from scripts.simulator.simulate import Client
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""simulator/course_data.py and the make targets that use it: `make scenario`
+"""scripts/simulator/course_data.py and the make targets that use it: `make scenario`
 fetches the course's scenario and checks it, and the replays, benchmarks and
 the legacy import choose their file, all without the network (the download
 comes from a server on 127.0.0.1, through MINITWIT_SCENARIO_URL).
@@ -16,10 +16,10 @@ import threading
 import types
 
 import pytest
+from serving import ROOT
 
-from bench.serving import ROOT
-from simulator import course_data
-from simulator.gen_scenario import generate
+from scripts.simulator import course_data
+from scripts.simulator.gen_scenario import generate
 
 SCENARIO_TEXT = '0\t0\t1582246860738\tregister\tann\tann@example.com\tsecret\n'
 SCENARIO_SHA256 = hashlib.sha256(SCENARIO_TEXT.encode()).hexdigest()
@@ -148,7 +148,7 @@ def test_make_scenario_needs_no_venv():
     done = make('-n', 'scenario')
     assert done.returncode == 0, done.stderr
     assert '.venv' not in done.stdout
-    assert done.stdout.split()[1:] == ['-m', 'simulator.course_data', '--cache',
+    assert done.stdout.split()[1:] == ['-m', 'scripts.simulator.course_data', '--cache',
                                        'data', 'fetch']
 
 
@@ -209,7 +209,7 @@ def test_the_scenario_chosen_is_the_given_then_the_courses_then_a_generated_one(
 ])
 def test_what_is_missing_is_one_clear_line(tmp_path, command, settings, error):
     done = subprocess.run(
-        [sys.executable, '-m', 'simulator.course_data', '--cache', str(tmp_path),
+        [sys.executable, '-m', 'scripts.simulator.course_data', '--cache', str(tmp_path),
          *command], cwd=ROOT, env=env_without_data_dir(**settings),
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

@@ -34,9 +34,9 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
+from serving import ROOT
 
-from bench.serving import ROOT
-from simulator.simulate import Client
+from scripts.simulator.simulate import Client
 
 pytestmark = pytest.mark.slow
 IN_CHROMIUM = pytest.mark.needs('chromium', 'chromedriver')

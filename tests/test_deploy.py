@@ -23,10 +23,10 @@ from delivery import (
     replay_until,
     run,
 )
+from serving import ROOT, WAITRESS_FLAGS, wait_until
 
-from bench.serving import ROOT, WAITRESS_FLAGS, wait_until
-from simulator.gen_scenario import generate_actions
-from simulator.simulate import EXPECTED, Client, verify
+from scripts.simulator.gen_scenario import generate_actions
+from scripts.simulator.simulate import EXPECTED, Client, verify
 
 # The deploys run on one backend: MariaDB, as in production, when the
 # suite has one.
@@ -77,21 +77,21 @@ def test_dist_is_a_versioned_tarball_of_what_servers_need(tmp_path):
         assert read('VERSION') == b'test-1\n'
         assert read('REVISION').decode().strip() == git('rev-parse', 'HEAD')
         # The working tree's files, as they are.
-        for name in ('sim_api.py', 'requirements.txt', 'deploy/server.sh'):
+        for name in ('sim_api.py', 'pyproject.toml', 'deploy/server.sh'):
             assert read(name) == (Path(ROOT) / name).read_bytes()
     assert {name.split('/')[0] for name in names} == {'minitwit-test-1'}
     files = {name.partition('/')[2] for name in names}
     for needed in ('minitwit.py', 'sim_api.py', 'models.py', 'passwords.py',
-                   'schema.sql', 'requirements.txt', 'ops/initdb.py',
-                   'ops/minitwitctl', 'deploy/server.sh', 'deploy/slot',
+                   'schema.sql', 'pyproject.toml', 'scripts/ops/initdb.py',
+                   'scripts/ops/minitwitctl', 'deploy/server.sh', 'deploy/slot',
                    'deploy/systemd/minitwit-app@.service',
                    'deploy/nginx/minitwit.conf'):
         assert needed in files
     for name in files:
         assert not name.startswith(('tests', '.venv', '.git', 'dist')), name
         assert '__pycache__' not in name and not name.endswith('.pyc'), name
-    assert 'Makefile' not in files and 'simulator/simulate.py' not in files
-    assert not any(name.startswith(('bench/', 'simulator/')) for name in files)
+    assert 'Makefile' not in files and 'scripts/simulator/simulate.py' not in files
+    assert not any(name.startswith(('scripts/bench/', 'scripts/simulator/')) for name in files)
 
     # Without DIST_VERSION the version is git's description of the tree.
     result = run(['make', '--no-print-directory', 'dist',
@@ -166,7 +166,7 @@ def test_deploys_switch_without_dropping_a_request_and_roll_back(
     # Nothing lost or applied twice.
     assert verify(Client(host.api, timeout=30),
                   [action for action, _, _ in sent]) == []
-    assert not (host.root / 'run' / 'api-blue.pid').exists()
+    assert not (host.root / 'run' / 'minitwit-api@blue.service.pid').exists()
 
     # A broken version 3: version 2 keeps serving; a clear failure.
     result = deploy(host.spec, tarball=v3, keys=keys)
@@ -239,7 +239,7 @@ def test_rolling_deploy_goes_host_by_host_and_stops_at_a_failure(
 
     # The operator's commands on a server: the live release's minitwitctl.
     def ctl(*args):
-        return run([str(first.root / 'current' / 'ops' / 'minitwitctl'),
+        return run([str(first.root / 'current' / 'scripts' / 'ops' / 'minitwitctl'),
                     *args], env={'DEPLOY_ROOT': str(first.root)})
 
     result = ctl('status')
@@ -291,7 +291,7 @@ def test_a_rolling_deploy_never_takes_the_last_healthy_host_out(
 
     # The second host is down (its apps stopped): the first is the last
     # one serving, and is refused; nothing changes anywhere.
-    stop = run([str(second.root / 'current' / 'ops' / 'minitwitctl'), 'stop'],
+    stop = run([str(second.root / 'current' / 'scripts' / 'ops' / 'minitwitctl'), 'stop'],
                env={'DEPLOY_ROOT': str(second.root)})
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert get(second.api + '/healthz')[0] == 502
@@ -322,7 +322,7 @@ def test_a_rolling_deploy_never_takes_the_last_healthy_host_out(
 
 def test_minitwitctl_without_a_deployment_inspects_the_local_database(
         tmp_path):
-    ctl = [str(Path(ROOT) / 'ops' / 'minitwitctl')]
+    ctl = [str(Path(ROOT) / 'scripts' / 'ops' / 'minitwitctl')]
     result = run(ctl + ['status'], env={'DEPLOY_ROOT': str(tmp_path)})
     assert result.returncode == 1
     assert 'nothing is deployed under %s' % tmp_path in result.stderr

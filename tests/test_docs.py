@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from bench.serving import ROOT
+from serving import ROOT
 
 HERE = Path(ROOT)
 DOCS = [HERE / 'README.md', *sorted((HERE / 'docs').glob('*.md'))]
@@ -90,7 +89,7 @@ def check(words):
         imported = run([sys.executable, '-c', 'import %s; %s.%s' % (
             module, module, name)])
         return None if imported.returncode == 0 else imported.stderr
-    if program.startswith(('./', 'deploy/', 'ops/')):
+    if program.startswith(('./', 'deploy/', 'scripts/')):
         script = HERE / program
         if not script.is_file():
             return 'no script %s' % program
@@ -98,7 +97,7 @@ def check(words):
         unknown = [o for o in args if o.startswith('--') and o not in text]
         return 'unknown options %s' % unknown if unknown else None
     if program == 'minitwitctl':
-        usage = (HERE / 'ops' / 'minitwitctl').read_text(encoding='utf-8')
+        usage = (HERE / 'scripts' / 'ops' / 'minitwitctl').read_text(encoding='utf-8')
         return None if re.search(r'^  %s\b' % re.escape(args[0]), usage,
                                  re.M) else 'minitwitctl has no ' + args[0]
     if program in OTHER_PROGRAMS:

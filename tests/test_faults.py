@@ -16,10 +16,10 @@ from urllib.parse import urlparse
 
 import pytest
 from replay_checks import connect, send, stored_exactly, wrong_answers
+from serving import ThrowawayMariaDB, wait_until
 
-from bench.serving import ThrowawayMariaDB, wait_until
-from simulator.gen_scenario import generate_actions
-from simulator.simulate import DEADLINE, Client, to_request
+from scripts.simulator.gen_scenario import generate_actions
+from scripts.simulator.simulate import DEADLINE, Client, to_request
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.needs('mariadbd', 'mariadb-install-db')]

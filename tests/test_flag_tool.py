@@ -1,4 +1,4 @@
-"""ops/flag_tool.py, the moderators' tool, through its command line; what
+"""scripts/ops/flag_tool.py, the moderators' tool, through its command line; what
 it hides is checked through the simulator API and the web UI."""
 import pytest
 from legacy_db import database_url, run_tool

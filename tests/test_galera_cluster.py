@@ -9,9 +9,8 @@ import threading
 
 import pymysql
 import pytest
-
-from bench.galera import GaleraCluster
-from bench.serving import wait_until
+from galera import GaleraCluster
+from serving import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
               pytest.mark.needs('mariadbd', 'mariadb-install-db', 'rsync',

@@ -36,11 +36,11 @@ from urllib.parse import quote, urlsplit
 import pytest
 from delivery import broken_release, connection, get, make_dist, release_of, replay_until
 from host.bootedhost import BootedHost, build_root, missing_requirements
+from serving import ROOT, wait_until
 from system_tools import describe, missing
 
-from bench.serving import ROOT, wait_until
-from simulator.gen_scenario import generate_actions
-from simulator.simulate import EXPECTED, Client, verify
+from scripts.simulator.gen_scenario import generate_actions
+from scripts.simulator.simulate import EXPECTED, Client, verify
 
 REQUIRED = os.environ.get('TEST_HOST') == '1' or os.environ.get('MINITWIT_REQUIRE_ALL') == '1'
 TOOLS = ('root', 'debootstrap', 'systemd-nspawn', 'ip', 'ssh', 'scp', 'curl', 'openssl')
@@ -237,9 +237,9 @@ def fill_wheelhouse(droplet, work):
     and copied into the host's wheelhouse: the host has no package index, as
     a server that has had a deploy before needs none."""
     wheels = work / 'wheels'
-    requirements = ['-r', str(Path(ROOT) / 'requirements.txt')]
-    if (Path(ROOT) / 'requirements-mysql.txt').exists():
-        requirements += ['-r', str(Path(ROOT) / 'requirements-mysql.txt')]
+    requirements = ['--group', str(Path(ROOT) / 'pyproject.toml') + ':app']
+    if (Path(ROOT) / 'pyproject.toml').exists():
+        requirements += ['--group', str(Path(ROOT) / 'pyproject.toml') + ':mysql']
     done = subprocess.run([str(Path(ROOT) / '.venv' / 'bin' / 'python'), '-m', 'pip', 'wheel',
                            '--quiet', '--disable-pip-version-check', '-w', str(wheels), 'pip',
                            *requirements], capture_output=True, text=True, timeout=600)
@@ -429,7 +429,7 @@ def test_a_droplet_provisioned_deployed_killed_and_rebooted(droplet, tmp_path):
             assert unit_user(droplet, unit)[0] == 'minitwit'
         droplet.ssh('systemd-analyze verify minitwit-web@blue.service '
                     'minitwit-api@blue.service 2>&1')
-        if (Path(ROOT) / 'requirements-mysql.txt').exists():
+        if (Path(ROOT) / 'pyproject.toml').exists():
             # The C driver, from the wheel built here, loads on the host.
             droplet.ssh('/opt/minitwit/current/.venv/bin/python -c "import MySQLdb"')
         # The API through nginx on the host's address: plain and HTTPS

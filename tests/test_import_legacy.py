@@ -1,4 +1,4 @@
-"""ops/import_legacy.py: the original ITU-MiniTwit's data, brought across
+"""scripts/ops/import_legacy.py: the original ITU-MiniTwit's data, brought across
 through its command line and checked through the simulator API and the web
 UI's sign-in."""
 import os
@@ -27,10 +27,10 @@ from ui_client import browser, login
 import database
 import minitwit
 from models import Follower, Message, User
-from ops.import_legacy import convert_dump, create_legacy
-from simulator import course_data
-from simulator.gen_scenario import generate_actions
-from simulator.simulate import expected_state, read_scenario
+from scripts.ops.import_legacy import convert_dump, create_legacy
+from scripts.simulator import course_data
+from scripts.simulator.gen_scenario import generate_actions
+from scripts.simulator.simulate import expected_state, read_scenario
 
 CHEAP_HASH = 'pbkdf2:sha256:150000$salt$' + '0' * 64
 

@@ -6,12 +6,13 @@ from urllib.parse import urlparse
 import pytest
 from conftest import MARIADB_URL
 from playhouse.pool import PooledSqliteDatabase
+from serving import fresh_mariadb, wait_until, with_option
 from webtest import TestApp
 
 import database
 import models
 import sim_api
-from bench.serving import fresh_mariadb, wait_until, with_option
+from database.compiled import compiled
 
 
 def pragma(target, name):
@@ -37,10 +38,10 @@ def test_sqlite_settings(tmp_path):
 def test_mysql_urls_become_pools_with_utf8mb4():
     target = database.make_database(
         'mysql://mt:p%40ss@db.example:3307/minitwit?max_connections=4')
-    assert isinstance(target, database.mysql.MySQLPool)
+    assert isinstance(target, database.MySQLPool)
     assert target.database == 'minitwit'
     params = target.connect_params
-    assert target.nodes.order == [('db.example', 3307)]
+    assert target.order == [('db.example', 3307)]
     assert (params['user'], params['password']) == ('mt', 'p@ss')
     assert params['charset'] == 'utf8mb4'
     assert target.max_connections == 4
@@ -70,11 +71,15 @@ def test_the_checkpointer_keeps_the_database_file_current(tmp_path):
     database.db.obj.close_all()
 
 
-def test_a_prepared_statement_must_bind_its_parameters_in_order(fresh_db):
-    bad = database.Prepared(lambda a, b: models.User.select().where(
-        (models.User.email == b) & (models.User.username == a)))
-    with pytest.raises(TypeError, match='binds'):
-        bad('name', 'email')
+def test_a_compiled_query_must_be_built_from_its_arguments_alone(fresh_db):
+    """@compiled runs one SQL for every call of a shape, so a query that
+    binds a value computed from an argument is refused at its first use."""
+    class Computed(models.User):
+        @compiled
+        def longer_than(cls, name):
+            return cls.select().where(cls.user_id > len(name))
+    with pytest.raises(TypeError, match='more than its arguments'):
+        Computed.longer_than('ann')
 
 
 def test_a_unix_socket_reaches_one_server_only():

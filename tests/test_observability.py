@@ -9,12 +9,12 @@ import urllib.request
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from serving import ROOT, free_port, wait_until
 from sim_client import AUTH, path, post, register, tweet
 from statement_log import StatementCounter
 from ui_client import browser
 
 import minitwit
-from bench.serving import ROOT, free_port, wait_until
 
 MONITORING = os.path.join(ROOT, 'monitoring')
 LOG_FIELDS = {'time', 'app', 'method', 'route', 'status', 'duration_ms',

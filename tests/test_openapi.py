@@ -12,9 +12,9 @@ from conftest import BACKENDS, MARIADB_URL
 from hypothesis import HealthCheck, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from serving import ROOT, Server
 
 import sim_api
-from bench.serving import ROOT, Server
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from bench.serving import ROOT
+from serving import ROOT
 
 PROVISION = str(Path(ROOT) / 'deploy' / 'provision.sh')
 

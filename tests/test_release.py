@@ -14,8 +14,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from bench.serving import ROOT
+from serving import ROOT
 
 pytestmark = pytest.mark.needs('curl')  # release.sh talks to the API with it
 

@@ -1,6 +1,6 @@
 """Scenarios: the generator, and replays through real HTTP with --verify:
 of a generated scenario, and of the course's too when MINITWIT_DATA_DIR
-names a folder of the course's files (simulator/course_data.py)."""
+names a folder of the course's files (scripts/simulator/course_data.py)."""
 import csv
 import json
 import os
@@ -10,12 +10,12 @@ from collections import Counter
 
 import pytest
 from peewee import fn
+from serving import ROOT
 
 import database
 import models
-from bench.serving import ROOT
-from simulator import course_data, gen_scenario
-from simulator.gen_scenario import generate
+from scripts.simulator import course_data, gen_scenario
+from scripts.simulator.gen_scenario import generate
 
 # The course's scenario is replayed only when MINITWIT_DATA_DIR is set: then
 # a folder without it fails the test, never skips it.
@@ -23,15 +23,15 @@ SCENARIOS = ['generated'] + (['course'] if course_data.data_dir() else [])
 
 
 def write_scenario(path, seed, users, actions):
-    """Write a scenario with simulator/gen_scenario.py; its path."""
+    """Write a scenario with scripts/simulator/gen_scenario.py; its path."""
     gen_scenario.main(['--seed', str(seed), '--users', str(users),
                        '--actions', str(actions), '-o', str(path)])
     return str(path)
 
 
 def simulate(*args):
-    """Run `python -m simulator.simulate`; (exit code, JSON summary)."""
-    done = subprocess.run([sys.executable, '-m', 'simulator.simulate', *args,
+    """Run `python -m scripts.simulator.simulate`; (exit code, JSON summary)."""
+    done = subprocess.run([sys.executable, '-m', 'scripts.simulator.simulate', *args,
                            '--json', '--progress', 'off'], cwd=ROOT,
                           capture_output=True,
                           text=True, timeout=300)

@@ -74,10 +74,10 @@ def test_the_row_counts_follow_every_insert_and_delete(fresh_db):
                                          'follows': 0}
         names = ['u%d' % n for n in range(150)]  # ids past 64: every shard
         for name in names:
-            database.transaction(models.User.register_statement(name, 'e', 'h'))
+            database.transaction(models.User.new.statement(name, 'e', 'h'))
         for name in names[:100]:
             models.User.by_name(name).post('hello')
-            database.transaction(models.User.follow_statement(name, 'u0'))
+            database.transaction(models.Follower.follow.statement(name, 'u0'))
         assert counted() == actual() == {'users': 150, 'messages': 100,
                                          'follows': 100}
         models.Follower.delete().where(models.Follower.id % 3 == 0).execute()
@@ -91,7 +91,7 @@ def test_a_database_from_before_the_counts_gets_them_right(make_db_url):
     database.configure(url)
     with database.connection():  # created from schema.sql, then made old:
         for name in ('ann', 'bob'):
-            database.transaction(models.User.register_statement(name, 'e', 'h'))
+            database.transaction(models.User.new.statement(name, 'e', 'h'))
         models.User.by_name('ann').post('hi')
         models.User.by_name('ann').follow(models.User.by_name('bob'))
         for trigger in ('user_added', 'user_removed', 'message_added',
@@ -111,13 +111,13 @@ def test_a_database_from_before_the_tweet_keys_gets_them_at_start(
     url = make_db_url()
     database.configure(url)
     with database.connection():
-        database.transaction(models.User.register_statement('ann', 'e', 'h'))
+        database.transaction(models.User.new.statement('ann', 'e', 'h'))
         database.db.execute_sql('DROP TABLE tweet_key')
     database.configure(url)  # a new release starts on it
     with database.connection():
         def tweet():
-            database.transaction(models.TweetKey.claim_statement(7, 'ann'),
-                                 models.User.post_as_statement('ann', 'hi'))
+            database.transaction(models.TweetKey.claim.statement(7, 'ann'),
+                                 models.Message.post.statement('ann', 'hi', 1))
         tweet()
         with pytest.raises(IntegrityError):  # the same again: its key is taken
             tweet()

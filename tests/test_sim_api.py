@@ -19,7 +19,7 @@ import database
 import passwords
 import sim_api
 from models import Follower, Message, User
-from simulator.simulate import Client
+from scripts.simulator.simulate import Client
 
 NAMES = ['Roger Histand', 'Åse Ørsted', 'Zoë D\'Arcy', '李 小龍', 'a/b slash']
 TEXT = 'Upon making known our desires for a “very cheerful” place — said Sir ' \

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from serving import ROOT
 from sim_client import register as api_register
 from sim_client import tweet
 from statement_log import StatementCounter
@@ -31,7 +32,6 @@ from werkzeug.security import generate_password_hash
 import database
 import minitwit
 import models
-from bench.serving import ROOT
 from models import Follower, Message, User
 
 

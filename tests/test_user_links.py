@@ -7,7 +7,7 @@ import pytest
 import requests
 from bs4 import BeautifulSoup
 
-from simulator.simulate import Client
+from scripts.simulator.simulate import Client
 
 NAMES = [
     '/evil.example', '//evil.example', '/\\evil.example', '\\\\evil.example',

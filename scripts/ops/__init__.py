@@ -1,6 +1,6 @@
 """Operators' tools: what runs against a MiniTwit database, on a server or a
-checkout. Each is run as `python -m ops.NAME` from the repository (or a
-release), and `ops/minitwitctl` is the day-to-day front end on a server.
+checkout. Each is run as `python -m scripts.ops.NAME` from the repository (or a
+release), and `scripts/ops/minitwitctl` is the day-to-day front end on a server.
 
 - initdb: create the tables (deploys run it before every switch)
 - inspect_db: counts and the newest messages

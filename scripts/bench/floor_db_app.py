@@ -1,7 +1,7 @@
 """The floor with the database: the least a simulator write can cost on
-MariaDB, for `bench/bench.py --db-floor`.
+MariaDB, for `scripts/bench/bench.py --db-floor`.
 
-bench/floor_app.py is what the HTTP stack alone costs. This WSGI app does,
+scripts/bench/floor_app.py is what the HTTP stack alone costs. This WSGI app does,
 besides, only what each of the API's writes cannot do without: it reads the
 JSON body, hashes a new user's password, and runs the action and its
 `latest` as sim_api does, with the same statements (models.py) through
@@ -13,16 +13,17 @@ taken) and every read an empty list, as the no-op floor does; what the
 database then holds is not checked (bench.py verifies the apps, not the
 floors).
 
-    DATABASE_URL=mysql://... waitress-serve bench.floor_db_app:app
+    DATABASE_URL=mysql://... waitress-serve scripts.bench.floor_db_app:app
 """
 import json
+import time
 from urllib.parse import parse_qs
 
 from peewee import IntegrityError
 
 import database
 import passwords
-from models import Latest, User
+from models import Follower, Latest, Message, User
 
 database.configure()
 database.create_schema()
@@ -31,14 +32,15 @@ database.create_schema()
 def _write(path, data):
     """The statement of the action at `path` with the JSON `data`."""
     if path == '/register':
-        return User.register_statement(data['username'], data['email'],
-                                       passwords.hash_password(data['pwd']))
+        return User.new.statement(data['username'], data['email'],
+                                  passwords.hash_password(data['pwd']))
     username = path.split('/', 2)[2]
     if path.startswith('/msgs/'):
-        return User.post_as_statement(username, data['content'])
+        return Message.post.statement(username, data['content'],
+                                      int(time.time()))
     if 'follow' in data:
-        return User.follow_statement(username, data['follow'])
-    return User.unfollow_statement(username, data['unfollow'])
+        return Follower.follow.statement(username, data['follow'])
+    return Follower.unfollow.statement(username, data['unfollow'])
 
 
 def app(environ, start_response):
@@ -51,7 +53,7 @@ def app(environ, start_response):
     write = _write(environ['PATH_INFO'], json.loads(body))
     database.db.connect(reuse_if_open=True)  # this thread's, never returned
     try:
-        database.transaction(write, Latest.set_statement(latest))
+        database.transaction(write, Latest.set_value.statement(latest))
         status = '204 No Content'
     except IntegrityError:  # a name taken: the API's 400
         status = '400 Bad Request'

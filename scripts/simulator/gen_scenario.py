@@ -1,6 +1,6 @@
 """Write a simulator scenario in the course's format, from a seed.
 
-    python -m simulator.gen_scenario [--seed 1] [--users 50] [--actions 2000] [-o FILE]
+    python -m scripts.simulator.gen_scenario [--seed 1] [--users 50] [--actions 2000] [-o FILE]
 
 Tab-separated lines: id, delay, timestamp, command, user, then email and
 password for `register`, the text for `tweet`, the other user for `follow`

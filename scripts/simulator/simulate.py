@@ -1,6 +1,6 @@
 """Replay a simulator scenario against a MiniTwit simulator API.
 
-    python -m simulator.simulate SCENARIO [--url http://127.0.0.1:5001] [--verify]
+    python -m scripts.simulator.simulate SCENARIO [--url http://127.0.0.1:5001] [--verify]
 
 SCENARIO is the course's tab-separated format: id, delay, timestamp, command,
 user, then email and password for `register`, the text for `tweet`, the
@@ -26,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from urllib.parse import quote, urlsplit
 
-from ops.progress import Progress
+from scripts.ops.progress import Progress
 
 EXPECTED = {'register': 204, 'tweet': 204, 'follow': 204, 'unfollow': 204}
 DEADLINE = 0.3

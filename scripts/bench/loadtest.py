@@ -1,6 +1,6 @@
 """Load MiniTwit with concurrent clients, beside the floor, and compare.
 
-    python -m bench.loadtest [--clients 32] [--seconds 20] [--requests N]
+    python -m scripts.bench.loadtest [--clients 32] [--seconds 20] [--requests N]
         [--rounds 4] [--mariadb mysql://root@127.0.0.1:3306] [--before CHECKOUT]
 
 Starts the simulator API and the web UI (same waitress flags as
@@ -11,7 +11,7 @@ whichever comes first. The mix is the simulator's writes (register, tweet,
 follow, unfollow: a new connection each, with `latest`, as it sends them)
 and timeline reads (the API's /msgs, the UI's /public and /<user>, on
 kept-alive connections, as browsers read). The same clients send the same
-mix to the floor: bench/floor_app.py, a no-op app on the same waitress,
+mix to the floor: scripts/bench/floor_app.py, a no-op app on the same waitress,
 which is what the HTTP stack alone costs. They take turns, ROUNDS
 times SECONDS/ROUNDS each, so that a slow or fast spell of the machine
 falls on both: one after the other, a spell made the share of the floor
@@ -34,8 +34,8 @@ import time
 from collections import defaultdict
 from urllib.parse import quote, urlparse
 
-from bench.serving import ROOT, Server, fresh_mariadb, with_option
-from simulator.simulate import DEADLINE, Client, percentile
+from scripts.simulator.simulate import DEADLINE, Client, percentile
+from tests.serving import ROOT, Server, fresh_mariadb, with_option
 
 # (kind, weight): what one client does next. Two requests in three are the
 # simulator's writes, in the proportions of the course's scenario (44%
@@ -288,7 +288,7 @@ def main(argv=None):
             web = scratch.enter_context(Server('minitwit:app', url, root=root))
             register_clients(api.url, args.clients, args.processes)
             targets[label] = {'api': api.url, 'web': web.url}
-        floor_server = scratch.enter_context(Server('bench.floor_app:app'))
+        floor_server = scratch.enter_context(Server('scripts.bench.floor_app:app'))
         targets['floor'] = {'api': floor_server.url, 'web': floor_server.url}
         print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
               'requests each for %s, in %d turns' % (

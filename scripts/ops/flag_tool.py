@@ -1,10 +1,10 @@
 """Hide messages from every timeline and API list, or show them again.
 
-    python -m ops.flag_tool ID...           flag these messages
-    python -m ops.flag_tool --unflag ID...  unflag them
-    python -m ops.flag_tool -i              print every message as
+    python -m scripts.ops.flag_tool ID...           flag these messages
+    python -m scripts.ops.flag_tool --unflag ID...  unflag them
+    python -m scripts.ops.flag_tool -i              print every message as
                                                 message_id,author_id,text,flagged
-    python -m ops.flag_tool -h              this help
+    python -m scripts.ops.flag_tool -h              this help
 
 The moderators' tool of the original ITU-MiniTwit, on DATABASE_URL. The
 original pasted its arguments into SQL; this one takes whole numbers only and

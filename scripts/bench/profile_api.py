@@ -2,12 +2,12 @@
 the statements and round trips it takes, and its milliseconds in the app,
 in the driver (and on the wire) and in the server.
 
-    python -m bench.profile_api --scenario data/minitwit_scenario.csv \\
+    python -m scripts.bench.profile_api --scenario data/minitwit_scenario.csv \\
         [--limit N] [--driver mysqlclient] [--app-root OLD_CHECKOUT] [--tcp]
 
-It starts a MariaDB server of its own (bench.serving.ThrowawayMariaDB,
+It starts a MariaDB server of its own (tests.serving.ThrowawayMariaDB,
 logging every statement with its time) and the simulator API with a stopwatch on every
-request and driver call (bench/stopwatch.py), replays the scenario
+request and driver call (scripts/bench/stopwatch.py), replays the scenario
 sequentially as the course's simulator does, then puts together:
 
 - statements and round trips: what the app sent to the driver, request by
@@ -31,9 +31,9 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from bench.serving import Server, ThrowawayMariaDB, with_option
-from ops.progress import Progress
-from simulator import simulate
+from scripts.ops.progress import Progress
+from scripts.simulator import simulate
+from tests.serving import Server, ThrowawayMariaDB, with_option
 
 STATEMENT = re.compile(r'^\W*(BEGIN|COMMIT|ROLLBACK|PING|SELECT|INSERT|UPDATE|'
                        r'DELETE|SET|SHOW)\b', re.I)
@@ -145,7 +145,7 @@ def main(argv=None):
             env = {'STOPWATCH_APP': 'sim_api:app'}
             if args.app_root:
                 env['STOPWATCH_ROOT'] = os.path.abspath(args.app_root)
-            with Server('bench.stopwatch:app', url, env=env) as server:
+            with Server('scripts.bench.stopwatch:app', url, env=env) as server:
                 client = simulate.Client(server.url)
                 client.get_json('/__profile')  # the health checks' records
                 replay = simulate.Replay(client)

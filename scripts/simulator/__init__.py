@@ -8,6 +8,6 @@ API exactly as the ITU DevOps simulator sends them, and making new ones.
   the scenario and the original's dump the make targets use
   (MINITWIT_DATA_DIR)
 
-Run as `python -m simulator.NAME`. They speak HTTP only and import no part
+Run as `python -m scripts.simulator.NAME`. They speak HTTP only and import no part
 of MiniTwit.
 """

@@ -1,19 +1,19 @@
 """What a Galera cluster costs MiniTwit: the course's scenario on one
 MariaDB node and on a three-node cluster, side by side.
 
-    python -m bench.bench_cluster --scenario data/minitwit_scenario.csv \\
+    python -m scripts.bench.bench_cluster --scenario data/minitwit_scenario.csv \\
         [--limit N] [--clients 32] [--seconds 20]
 
-It starts a MariaDB server of its own (bench.serving.ThrowawayMariaDB) and
-a three-node Galera cluster on loopback (bench/galera.py), both with the
+It starts a MariaDB server of its own (tests.serving.ThrowawayMariaDB) and
+a three-node Galera cluster on loopback (tests/galera.py), both with the
 same small buffer pool, and on each a fresh database and MiniTwit's apps
 (the cluster's preferring its first node, as an app host would):
 
 - sequentially, as the course's simulator sends it: the floor, the API on
   one node, the API on the cluster, and the API on the cluster without
   causal reads (`causal=false`: what wsrep_sync_wait costs), 500 actions
-  to each in turn (bench/bench.py's replay);
-- with CLIENTS concurrent clients (bench/loadtest.py's mix) for SECONDS
+  to each in turn (scripts/bench/bench.py's replay);
+- with CLIENTS concurrent clients (scripts/bench/loadtest.py's mix) for SECONDS
   each on one node, on the cluster and on the floor, taking turns.
 
 Nothing is asserted: docs/benchmarks.md has the figures and the command.
@@ -24,10 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import bench, loadtest
-from bench.galera import GaleraCluster
-from bench.serving import Server, ThrowawayMariaDB
-from simulator import simulate
+from scripts.bench import bench, loadtest
+from scripts.simulator import simulate
+from tests.galera import GaleraCluster
+from tests.serving import Server, ThrowawayMariaDB
 
 
 def cluster_url(cluster, database, **options):
@@ -65,7 +65,7 @@ def main(argv=None):
                 'the cluster, causal=false': cluster_url(
                     cluster, 'bench_eventual', causal='false')}
         servers = {'floor': stack.enter_context(
-            Server('bench.floor_app:app')).url}
+            Server('scripts.bench.floor_app:app')).url}
         for label, url in urls.items():
             servers[label] = stack.enter_context(Server('sim_api:app', url)).url
         print('replaying %d actions against %s...' % (
@@ -87,7 +87,7 @@ def main(argv=None):
 
     bench.print_table('%s: %d actions, sequential, one connection per '
                       'request' % (args.scenario, len(actions)), replays)
-    print('\n%d clients for %g s, both apps (bench/loadtest.py\'s mix):' % (
+    print('\n%d clients for %g s, both apps (scripts/bench/loadtest.py\'s mix):' % (
         args.clients, args.seconds))
     for label in ('floor', 'one node', 'the cluster'):
         loadtest.report('floor (no-op app)' if label == 'floor' else

@@ -6,7 +6,11 @@
 - bench_ui, bench_import, bench_passwords: the web UI's timelines at a
   million messages, the legacy import, password hashing
 - floor_app: a WSGI app that does nothing, the HTTP stack's own cost
-- serving: start the apps under waitress on free ports (the tests use it too)
+- profile_api, stopwatch, bench_cluster: where a request's time goes, and a
+  Galera cluster against one node
 
-Run as `python -m bench.NAME`, or through the make targets.
+They start the apps with tests/serving.py (and bench_cluster its cluster
+with tests/galera.py), the test suite's harness.
+
+Run as `python -m scripts.bench.NAME`, or through the make targets.
 """

@@ -1,7 +1,7 @@
 """Copy the original ITU-MiniTwit's database into MiniTwit's.
 
-    python -m ops.import_legacy LEGACY [--dry-run] [--batch-size N]
-    python -m ops.import_legacy DUMP.sql --to-sqlite LEGACY.db
+    python -m scripts.ops.import_legacy LEGACY [--dry-run] [--batch-size N]
+    python -m scripts.ops.import_legacy DUMP.sql --to-sqlite LEGACY.db
 
 LEGACY is the original's SQLite file (tables user, follower and message), or
 a MySQL-syntax dump of it such as the course's itu_minitwit_legacy.sql,
@@ -39,7 +39,7 @@ import database
 import models
 from database import db
 from models import Follower, Message, User
-from ops.progress import Progress
+from scripts.ops.progress import Progress
 
 # The original's schema.sql, as it created minitwit.db.
 LEGACY_SCHEMA = """

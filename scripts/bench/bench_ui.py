@@ -1,6 +1,6 @@
 """How fast the web UI's timelines are at 10,000 and at 1,000,000 messages.
 
-    python -m bench.bench_ui [--mariadb mysql://root@127.0.0.1:3306]
+    python -m scripts.bench.bench_ui [--mariadb mysql://root@127.0.0.1:3306]
 
 For each database (SQLite, and MariaDB when --mariadb names a server) it
 builds two databases from one fixed seed: 100,000 users, 2,000,000 follows
@@ -34,12 +34,12 @@ from urllib.parse import urlencode, urlparse
 
 import database
 import passwords
-from bench.serving import Server, fresh_mariadb
 from database import db
 from models import Follower, Message, User
-from ops.import_legacy import batches
-from ops.progress import Progress
-from simulator.simulate import percentile
+from scripts.ops.import_legacy import batches
+from scripts.ops.progress import Progress
+from scripts.simulator.simulate import percentile
+from tests.serving import Server, fresh_mariadb
 
 PASSWORD = 'bench-password'  # noqa: S105 (made-up users)
 START = 1_600_000_000  # pub_date of the first message

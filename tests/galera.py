@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pymysql
 
-from bench.serving import free_port
+from tests.serving import free_port
 
 PROVIDER = '/usr/lib/galera/libgalera_smm.so'
 WAIT = 60  # seconds: the most a start, a join or a stop may take

@@ -1,5 +1,5 @@
 """A stopwatch around any WSGI app and its MySQL driver, for
-bench/profile_api.py (never served otherwise).
+scripts/bench/profile_api.py (never served otherwise).
 
     STOPWATCH_APP=sim_api:app waitress-serve bench.stopwatch:app
 

@@ -1,16 +1,16 @@
 """The course's files: its simulator scenario, fetched and checked, and which
 scenario (or original database) a make target uses.
 
-    python -m simulator.course_data fetch              # make scenario
-    python -m simulator.course_data scenario [FILE]    # prints the scenario to replay
-    python -m simulator.course_data legacy [FILE]      # prints the dump to import
+    python -m scripts.simulator.course_data fetch              # make scenario
+    python -m scripts.simulator.course_data scenario [FILE]    # prints the scenario to replay
+    python -m scripts.simulator.course_data legacy [FILE]      # prints the dump to import
 
 MINITWIT_DATA_DIR names a folder of the course's files (minitwit_scenario.csv,
 itu_minitwit_legacy.sql); nothing outside the checkout is read without it.
 `fetch` downloads the scenario from the course's repository at a pinned
 commit (or copies it from MINITWIT_DATA_DIR), checks its sha256 and keeps it
 in data/, which git ignores. Without the course's scenario a generated one of
-the same size (simulator/gen_scenario.py, a fixed seed) is used instead.
+the same size (scripts/simulator/gen_scenario.py, a fixed seed) is used instead.
 Only the standard library: `make scenario` runs before .venv exists.
 """
 import argparse
@@ -22,7 +22,7 @@ import sys
 import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(ROOT, 'data')
 DATA_DIR_VAR = 'MINITWIT_DATA_DIR'
 SCENARIO = 'minitwit_scenario.csv'
@@ -153,9 +153,9 @@ def generated_scenario(cache=CACHE):
     if not os.path.exists(path):
         os.makedirs(cache, exist_ok=True)
         partial = '%s.%d.part' % (path, os.getpid())
-        # gen_scenario's command line, not an import: simulator/ imports
+        # gen_scenario's command line, not an import: scripts/simulator/ imports
         # nothing of its own (docs/architecture.md).
-        subprocess.run([sys.executable, '-m', 'simulator.gen_scenario',
+        subprocess.run([sys.executable, '-m', 'scripts.simulator.gen_scenario',
                         *GENERATED_ARGS, '-o', partial], cwd=ROOT, check=True)
         os.replace(partial, path)
     return path
@@ -195,7 +195,7 @@ def choose_legacy(given=None):
 def main(argv=None):
     """The command line; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog='python -m simulator.course_data',
+        prog='python -m scripts.simulator.course_data',
         description=__doc__.split('\n\n')[0])
     parser.add_argument('--cache', default=CACHE, metavar='DIR',
                         help='where make scenario keeps its files (default: data/)')

@@ -3,7 +3,7 @@
 Benchmarks serve it with the same waitress and flags as MiniTwit and send it
 the same requests; what MiniTwit costs is the difference. It answers a POST
 with 204 and anything else with 200 and an empty JSON list. Its waitress
-logs what MiniTwit's do (observability.quiet_waitress_queue).
+logs what MiniTwit's do: observability.install quiets waitress.queue too.
 """
 import logging
 

@@ -1,6 +1,6 @@
 """How fast import_legacy.py brings an original ITU-MiniTwit database across.
 
-    python -m bench.bench_import [--messages 1000000] [--users 10000]
+    python -m scripts.bench.bench_import [--messages 1000000] [--users 10000]
                                    [--follows 100000] [--mariadb URL]
 
 Generates a legacy SQLite database of that size (a tenth of the follows
@@ -21,9 +21,9 @@ import tempfile
 import time
 
 import database
-from bench.serving import fresh_mariadb
-from ops import import_legacy
-from simulator.gen_scenario import sentence
+from scripts.ops import import_legacy
+from scripts.simulator.gen_scenario import sentence
+from tests.serving import fresh_mariadb
 
 BENCH_DATABASE = 'minitwit_bench_import'
 

@@ -1,16 +1,16 @@
 """Replay a scenario against the simulator API and against the floor.
 
-    python -m bench.bench --scenario data/minitwit_scenario.csv \\
+    python -m scripts.bench.bench --scenario data/minitwit_scenario.csv \\
         [--mariadb mysql://root@127.0.0.1:3306 [--mariadb ...]] \\
         [--own-mariadb innodb_flush_log_at_trx_commit=2 [--own-mariadb ...]] \\
         [--backends sqlite,mariadb] [--drivers pymysql,mysqlclient] \\
         [--db-floor] [--before OLD_CHECKOUT [--before-mariadb URL]]
 
 It starts, on the same waitress with the same flags, the no-op app
-(bench/floor_app.py: what the HTTP stack alone costs) and one `sim_api:app`
+(scripts/bench/floor_app.py: what the HTTP stack alone costs) and one `sim_api:app`
 per backend on a fresh database of its own (on MariaDB one per server or
 transport given, and per driver with --drivers; with --before, another
-checkout's too; with --db-floor, bench/floor_db_app.py on each MariaDB,
+checkout's too; with --db-floor, scripts/bench/floor_db_app.py on each MariaDB,
 the least a write can cost there; --own-mariadb starts a server of the
 benchmark's own with other settings, to measure what they change), and
 replays the whole scenario through
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pymysql
 
-from bench.serving import Server, ThrowawayMariaDB, fresh_mariadb, with_option
-from ops.progress import Progress
-from simulator import simulate
+from scripts.ops.progress import Progress
+from scripts.simulator import simulate
+from tests.serving import Server, ThrowawayMariaDB, fresh_mariadb, with_option
 
 BLOCK = 500  # actions sent to one server before the next takes its turn
 
@@ -143,7 +143,7 @@ def main(argv=None):
                         'commit=2, say), through its socket; again for one '
                         'more')
     parser.add_argument('--db-floor', action='store_true',
-                        help='also replay bench/floor_db_app.py on each '
+                        help='also replay scripts/bench/floor_db_app.py on each '
                         "MariaDB: the HTTP stack's floor and the database's")
     parser.add_argument('--before', metavar='CHECKOUT',
                         help="also replay another checkout's sim_api (the "
@@ -155,8 +155,7 @@ def main(argv=None):
                         'unix_socket=)')
     parser.add_argument('--backends', default='sqlite,mariadb')
     parser.add_argument('--drivers', help='on MariaDB, one app per driver '
-                        '(database/mysql.py knows pymysql, mysqlclient, '
-                        'mariadb, mysql-connector); default: the one '
+                        '(pymysql, mysqlclient); default: the one '
                         'driver=auto picks')
     parser.add_argument('--limit', type=int, help='first N actions only')
     args = parser.parse_args(argv)
@@ -188,10 +187,10 @@ def main(argv=None):
         except pymysql.err.OperationalError as error:
             sys.exit('MariaDB: %s' % error)
         servers = {'floor': scratch.enter_context(
-            Server('bench.floor_app:app')).url}
+            Server('scripts.bench.floor_app:app')).url}
         for label, url in floors.items():
             servers['floor with ' + label.replace('mariadb', 'MariaDB')] = \
-                scratch.enter_context(Server('bench.floor_db_app:app', url)).url
+                scratch.enter_context(Server('scripts.bench.floor_db_app:app', url)).url
         for label, url in urls.items():
             servers[label] = scratch.enter_context(Server('sim_api:app', url)).url
         for label, url in before.items():

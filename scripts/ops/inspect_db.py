@@ -1,7 +1,7 @@
 """What MiniTwit's database (DATABASE_URL) holds: counts, the simulator's
 `latest`, and the newest messages with their ids (for flag_tool.py).
 
-    python -m ops.inspect_db [--messages N]
+    python -m scripts.ops.inspect_db [--messages N]
 
 The operator's `minitwitctl inspect` runs it with the server's settings.
 """

@@ -2,7 +2,7 @@
 with the current argon2id parameters, and verifying an original
 ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded.
 
-    python -m bench.bench_passwords [--rounds 50]
+    python -m scripts.bench.bench_passwords [--rounds 50]
 
 Prints wall and CPU milliseconds per call, p50 and p99. Nothing here is
 asserted: the figures go in docs/benchmarks.md.
@@ -12,7 +12,7 @@ import hashlib
 import time
 
 import passwords
-from simulator.simulate import percentile
+from scripts.simulator.simulate import percentile
 
 PASSWORD = 'correct horse battery staple'  # noqa: S105 (made up)
 
