@@ -157,11 +157,16 @@ class MySQL(MySQLDatabase):
                 conn.close()
                 error = NodeNotReady('%s:%d is not synced (%s)' % (
                     *node, wsrep.get('wsrep_local_state_comment', '?')))
-            hung = time.monotonic() - started >= self.connect_params.get(
-                'connect_timeout', 10) * 0.9
-            self.down_until[node] = time.monotonic() + (
-                HUNG_SECONDS if hung else DOWN_SECONDS)
+            self.mark_down(node, started)
         raise error
+
+    def mark_down(self, node, started):
+        """Leave a node of a cluster alone for a while: longer when what
+        failed took the connect timeout (the node hangs)."""
+        if self.clustered:
+            now = time.monotonic()
+            hung = now - started >= 0.9 * self.connect_params['connect_timeout']
+            self.down_until[node] = now + (HUNG_SECONDS if hung else DOWN_SECONDS)
 
     def begin(self, isolation_level=None):
         self.execute_sql('BEGIN')  # where a causal wait goes
@@ -173,13 +178,13 @@ class MySQL(MySQLDatabase):
         if self.causal_reads and getattr(_request, 'causal', False):
             _request.causal = False
             sql = SYNC_WAIT + sql
+        started = time.monotonic()
         try:
             return super().execute_sql(sql, params)
         except (OperationalError, InterfaceError) as error:
             code = errno(error)
             if code in CONNECTION_ERRORS or code in NOT_RUN:
-                self.down_until[self.node_of.get(id(self.connection()))] = \
-                    time.monotonic() + DOWN_SECONDS
+                self.mark_down(self.node_of.get(id(self.connection())), started)
             read = sql.lstrip()[:6].upper() in ('SELECT', 'SHOW')
             if self.in_transaction() or not (
                     code == NOTHING_SENT or code in NOT_RUN or

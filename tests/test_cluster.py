@@ -297,3 +297,77 @@ class LiveBrowser:
 def sign_in(web):
     status, _ = web.post('/login', {'username': 'me', 'password': 'secret'})
     assert status == 303
+
+
+def listed_on_every_node(cluster, database):
+    """The message texts each node lists, newest first, as /msgs orders
+    them (a tie on pub_date broken by message_id)."""
+    lists = []
+    for node in range(3):
+        with cluster.connect(node, database) as conn, conn.cursor() as cur:
+            cur.execute('SELECT text FROM message WHERE flagged = 0 '
+                        'ORDER BY pub_date DESC, message_id DESC')
+            lists.append([text for (text,) in cur.fetchall()])
+    return lists
+
+
+def test_timelines_are_in_one_order_on_every_node(cluster, start_server):
+    """Messages posted in the same second through three nodes list alike
+    through every node; those posted one after the other, in that order."""
+    cluster.create_database('cluster_order')
+    apps = [start_server('sim_api:app', cluster_url(cluster, 'cluster_order', n))
+            for n in range(3)]
+    clients = [Client(app.url, timeout=5) for app in apps]
+    assert clients[0].send('POST', '/register', {
+        'username': 'ann', 'email': 'a@x', 'pwd': 'pw'})[0] == 204
+    posted = []
+    for n in range(30):  # one after the other, node by node, in a second or so
+        assert clients[n % 3].send('POST', '/msgs/ann', {
+            'content': 'in turn %d' % n})[0] == 204
+        posted.append('in turn %d' % n)
+
+    def at_once(n):
+        for k in range(20):
+            assert clients[n].send('POST', '/msgs/ann', {
+                'content': 'at once %d.%d' % (n, k)})[0] == 204
+    threads = [threading.Thread(target=at_once, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    wait_until(lambda: all(len(texts) == 90 for texts in
+                           listed_on_every_node(cluster, 'cluster_order')),
+               'every node to hold the 90 messages', 30)
+    first, *others = listed_on_every_node(cluster, 'cluster_order')
+    assert others == [first, first]
+    assert [t for t in first if t.startswith('in turn')] == posted[::-1]
+    for client in clients:  # and so the API lists them, through each node
+        assert [m['content'] for m in client.get_json('/msgs/ann?no=200')] \
+            == first
+
+
+def test_a_hung_node_is_left_within_the_connect_timeout(cluster,
+                                                        start_server):
+    """SIGSTOP the node an app prefers: its requests move to another node
+    within the connect timeout (2 s), none hangs for read_timeout, and
+    they stay fast while the node stays frozen."""
+    app = two_apps(cluster, start_server, 'cluster_hung')[1]  # prefers node 1
+    client = Client(app.url, timeout=30)
+    assert client.send('POST', '/register', {
+        'username': 'ann', 'email': 'a@x', 'pwd': 'pw'})[0] == 204
+    cluster.pause(1)
+    try:
+        timings, statuses = [], []
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            statuses.append(client.send('POST', '/msgs/ann', {'content': 'x'})[0])
+            timings.append(time.perf_counter() - started)
+        assert max(timings) < 2.5, timings
+        slow = [n for n, t in enumerate(timings) if t > DEADLINE]
+        assert len(slow) <= 2 and slow == list(range(len(slow))), timings
+        assert set(statuses) <= {204, 503} and statuses[-1] == 204
+        assert node_of(app)[0] != cluster.nodes[1].port
+    finally:
+        cluster.resume(1)
+        cluster.wait_synced(1)
