@@ -1,17 +1,10 @@
-"""MiniTwit's web UI: ITU-MiniTwit for people, with the original's URLs,
-forms and words. A Bottle app, WSGI `minitwit:app` (port 5000), on the same
-models and database as the simulator API.
-
-Every view runs on pipeline.py's database connection, after `web_request`
-has found the signed-in user and refused a change that another site's page
-asked for, as the browser tells it: no tokens in forms, which the course's
-scripts post as plain forms.
-"""
-import base64
+"""MiniTwit's web UI: ITU-MiniTwit for people, with the original's URLs, forms
+and words. A Bottle app, WSGI `minitwit:app` (port 5000), on the models and
+database of the simulator API. Every view runs on pipeline.py's connection,
+after `web_request` found the signed-in user and refused a change that another
+site's page asked for (sessions.py): no tokens, so scripts post plain forms."""
 import functools
 import hashlib
-import hmac
-import ipaddress
 import json
 import os
 import re
@@ -23,21 +16,21 @@ from bottle import Bottle, HTTPError, HTTPResponse, abort, redirect, request, re
 from peewee import IntegrityError
 
 import database
-import models
 import observability
 import passwords
-from models import Message, Session, SignInFailure, User
+import pipeline
+import sessions
+from models import Message, User
 from pipeline import Pipeline
+from sessions import current_user, flash
 
 ROOT = os.path.dirname(os.path.abspath(__file__))  # whatever folder we start in
 VIEWS = [os.path.join(ROOT, 'views')]
 STATIC = os.path.join(ROOT, 'static')
 PER_PAGE = 30
-SESSION_LIFETIME = 30 * 24 * 3600  # seconds; then sign in again
 # Failed sign-ins a minute before a 429, per name and per client address.
 NAME_FAILURES = 5
 ADDRESS_FAILURES = 20
-DEVELOPMENT_SECRET = 'minitwit-development-secret-never-use-in-production'  # noqa: S105 (production refuses it)
 # No script or inline style at all, no framing, and Gravatar learns no page.
 SECURITY_HEADERS = {
     'Content-Security-Policy': (
@@ -49,78 +42,7 @@ SECURITY_HEADERS = {
     'Referrer-Policy': 'same-origin',
 }
 
-secret = os.environ.get('MINITWIT_SECRET_KEY') or DEVELOPMENT_SECRET
-if os.environ.get('MINITWIT_ENV') == 'production' and \
-        (secret == DEVELOPMENT_SECRET or len(secret) < 32):
-    raise RuntimeError('MINITWIT_ENV=production needs MINITWIT_SECRET_KEY: at least 32 random '
-                       'characters, not the development default; make one with python3 -c '
-                       '"import secrets; print(secrets.token_urlsafe(32))"')
-SECRET_KEY = secret.encode('utf-8')
-
 app = Bottle()
-
-
-# --- sessions and flashes --------------------------------------------------------
-
-def signature(purpose, value):
-    """An HMAC of `value` (ours: Bottle's signed cookies unpickle what they read);
-    `purpose` keeps a session's from passing for a flash's."""
-    mac = hmac.new(SECRET_KEY, purpose.encode('ascii') + b'\0' + value.encode('utf-8'),
-                   hashlib.sha256)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode('ascii')
-
-
-def sign(purpose, value):
-    return '%s.%s' % (value, signature(purpose, value))
-
-
-def unsign(purpose, token):
-    """The value of a `sign`ed token, or None when it was tampered with."""
-    value, _, given = (token or '').rpartition('.')
-    if value and hmac.compare_digest(given.encode('utf-8'), signature(purpose, value).encode()):
-        return value
-    return None
-
-
-def cookie_options():
-    """No script reads our cookies; no other site's request sends them (but links)."""
-    return {'path': '/', 'httponly': True, 'samesite': 'lax',
-            'secure': request.urlparts.scheme == 'https'}
-
-
-def session_value(user_id, issued=None, generation=0):
-    """What a session cookie signs: the user, when, and their sign-out count."""
-    return '%d:%d:%d' % (user_id, time.time() if issued is None else issued, generation)
-
-
-def signed_in_user():
-    """The User of an intact session cookie, younger than SESSION_LIFETIME, since sign-out."""
-    value = unsign('session', request.get_cookie('session'))
-    match = re.fullmatch(r'(\d{1,18}):(\d{1,18}):(\d{1,18})', value or '')
-    if match is None or not -60 < time.time() - int(match[2]) < SESSION_LIFETIME:
-        return None
-    user, generation = Session.user(int(match[1]))
-    return user if generation == int(match[3]) else None
-
-
-def current_user():
-    return request.environ.get('minitwit.user')
-
-
-def flash(message):
-    """Show `message` on the next page this browser renders."""
-    messages = request.environ.setdefault('minitwit.flashes', [])
-    messages.append(message)
-    data = base64.urlsafe_b64encode(json.dumps(messages).encode('utf-8'))
-    response.set_cookie('flash', sign('flash', data.decode('ascii')), **cookie_options())
-
-
-def pop_flashes():
-    """The messages flashed for this page, which will not show again."""
-    data = unsign('flash', request.get_cookie('flash'))
-    if request.get_cookie('flash') is not None:
-        response.delete_cookie('flash', **cookie_options())
-    return json.loads(base64.urlsafe_b64decode(data)) if data else []
 
 
 # --- pages -------------------------------------------------------------------
@@ -180,7 +102,7 @@ class Template(bottle.SimpleTemplate):
 def render(name, **values):
     """A page from views/, with the signed-in user and the flashes."""
     return bottle.template(name, template_adapter=Template, template_lookup=VIEWS,
-                           user=current_user(), flashes=pop_flashes(), **values)
+                           user=current_user(), flashes=sessions.pop_flashes(), **values)
 
 
 def error_page(error):
@@ -231,54 +153,15 @@ def user_or_404(user, name):
     return user
 
 
-def sign_in_subjects(username):
-    """What failed sign-ins count against: the name and the client address
-    (behind nginx, a loopback peer, its X-Real-IP), hashed (names may be passwords)."""
-    address = request.environ.get('REMOTE_ADDR', '')
-    try:
-        if ipaddress.ip_address(address).is_loopback:
-            address = request.environ.get('HTTP_X_REAL_IP', address)
-    except ValueError:
-        pass
-    return ['%s:%s' % (kind, hashlib.sha256(value.encode('utf-8')).hexdigest())
-            for kind, value in (('name', username), ('addr', address))]
-
-
 # --- what every request goes through ------------------------------------------
-
-def origin(url):
-    """(scheme, host, port) of a URL; ValueError for a malformed one."""
-    parts = urlsplit(url)
-    port = parts.port or {'http': 80, 'https': 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or '').lower(), port
-
-
-def cross_site():
-    """Whether the browser says (Sec-Fetch-Site, else Origin) that another site's
-    page sent this request. Scripts send neither: they go through, as with the original."""
-    # The environ's: Bottle's get_header fails on a value not UTF-8.
-    fetch_site = request.environ.get('HTTP_SEC_FETCH_SITE')
-    if fetch_site is not None:
-        return fetch_site not in ('same-origin', 'none')
-    sender = request.environ.get('HTTP_ORIGIN')
-    try:
-        return sender is not None and origin(sender) != origin(request.url)
-    except ValueError:  # a port that is no number
-        return True
-
-
-def changes(route):
-    """A POST, or one of the original's GET links (routes with changes=True)."""
-    return request.method == 'POST' or route.config.get('changes', False)
-
 
 def web_request(callback):
     """Plugin: the signed-in user, and a 403 page for a change asked for by
     another site's page; a GET's has a button that does it from ours."""
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
-        request.environ['minitwit.user'] = signed_in_user()
-        if changes(request.route) and cross_site():
+        request.environ['minitwit.user'] = sessions.signed_in_user()
+        if sessions.changes(request.route) and sessions.cross_site():
             confirm = request.path if request.method == 'GET' else None
             raise HTTPResponse(render(
                 'error.tpl', title='Not from MiniTwit', confirm=confirm,
@@ -294,7 +177,7 @@ app.install(Pipeline(
     {400: 'That address is not valid UTF-8.',
      413: 'That was more than a form can hold.',
      503: 'MiniTwit cannot reach its database right now. Please try again in a moment.'},
-    causal=lambda route: changes(route) or request.get_cookie('flash') is not None))
+    causal=lambda route: sessions.changes(route) or request.get_cookie('flash') is not None))
 app.install(web_request)
 
 
@@ -365,7 +248,7 @@ def register():
     error = None
     if request.method == 'POST':
         username, email, password = form('username'), form('email'), form('password')
-        error = models.registration_error(username, email, password)
+        error = pipeline.registration_error(username, email, password)
         if error is None and password != form('password2'):
             error = 'The two passwords do not match'
         elif error is None and User.by_name(username) is not None:
@@ -391,8 +274,8 @@ def login():
         redirect('/')
     error = None
     if request.method == 'POST':
-        name, address = sign_in_subjects(form('username'))
-        wait = SignInFailure.wait({name: NAME_FAILURES, address: ADDRESS_FAILURES})
+        name, address = sessions.sign_in_subjects(form('username'))
+        wait = sessions.SignInFailure.wait({name: NAME_FAILURES, address: ADDRESS_FAILURES})
         if wait:
             raise HTTPError(429, 'Too many failed sign-ins. Please wait %d seconds, then '
                             'try again.' % wait, **{'Retry-After': str(wait)})
@@ -402,13 +285,11 @@ def login():
         elif not user.check_password(form('password')):
             error = 'Invalid password'
         else:
-            SignInFailure.clear(name)
-            value = session_value(user.user_id, generation=Session.user(user.user_id)[1])
-            response.set_cookie('session', sign('session', value),
-                                max_age=SESSION_LIFETIME, **cookie_options())
+            sessions.SignInFailure.clear(name)
+            sessions.sign_in(user)
             flash('You were logged in')
             redirect('/')
-        SignInFailure.add([name, address])
+        sessions.SignInFailure.add([name, address])
         response.status = 400
     return render('login.tpl', title='Sign In', error=error, username=form('username'))
 
@@ -416,9 +297,7 @@ def login():
 @app.route('/logout', method=['GET', 'POST'], changes=True)
 def logout():
     """Sign out (link or button), ending all the user's sessions, copied cookies too."""
-    if current_user() is not None:
-        Session.end_all(current_user().user_id)
-    response.delete_cookie('session', **cookie_options())
+    sessions.sign_out(current_user())
     flash('You were logged out')
     redirect('/public')
 
@@ -428,7 +307,7 @@ def add_message():
     """Post a message as the signed-in user."""
     user = signed_in_or_401('post a message')
     text = form('text')
-    error = models.message_error(text)
+    error = pipeline.message_error(text)
     if error is not None:
         response.status = 400
         return timeline_page('My Timeline', user.timeline, 'timeline', error=error, text=text)

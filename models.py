@@ -1,19 +1,14 @@
-"""MiniTwit's data: users, messages, follows and the simulator's `latest`,
-their queries as model methods, and what the apps accept as input.
-
-Both apps and every tool share them. How they reach the database
-(DATABASE_URL, the pools, the schema) is database/. The tables are created
-from schema.sql, which tests/test_schema.py keeps in step with the models.
-"""
+"""MiniTwit's data: the models, their queries and writes as model methods,
+and what the apps accept as input. Both apps and every tool share them; how
+they reach the database is database/; schema.sql creates the tables
+(tests/test_schema.py keeps the two in step)."""
 import time
 
 from peewee import (
     JOIN,
-    SQL,
     AutoField,
     BigIntegerField,
     BooleanField,
-    Case,
     CharField,
     CompositeKey,
     ForeignKeyField,
@@ -59,17 +54,15 @@ class User(BaseModel):
         """The user called exactly `username`, or None."""
         return cls.select().where(cls.username == username)
 
-    @classmethod
-    def by_names(cls, *names):
-        """{name: User} of those of `names` that exist, in one query."""
-        return {user.username: user
-                for user in cls.select().where(cls.username.in_(names))}
+    @compiled
+    def by_names(cls, names):
+        """The users of those of `names` (a tuple) that exist, in one query."""
+        return cls.select().where(cls.username.in_(names))
 
     @classmethod
     def register(cls, username, email, pw_hash):
-        """Create a user: the new User; IntegrityError when the name is
-        taken. It takes the hash, so that the slow part never holds the
-        write lock."""
+        """The new User; IntegrityError when the name is taken. It takes the
+        hash: the slow part never holds the write lock."""
         database.transaction(cls.new.statement(username, email, pw_hash))
         return cls.by_name(username)
 
@@ -79,8 +72,7 @@ class User(BaseModel):
 
     @compiled(one=True)
     def profile(cls, username, viewer_id=None):
-        """The user called exactly `username`, or None; `.followed` says
-        whether the user `viewer_id` follows them (one query for both)."""
+        """The user `username`, `.followed` by `viewer_id` or not; or None."""
         followed = Follower.select().where((Follower.who == viewer_id) &
                                            (Follower.whom == cls.user_id))
         return (cls.select(cls, fn.EXISTS(followed).alias('followed'))
@@ -91,8 +83,7 @@ class User(BaseModel):
         ok, stale = passwords.verify_password(self.pw_hash, password)
         if ok and stale:
             self.pw_hash = passwords.hash_password(password)
-            database.transaction(User.rehash.statement(self.pw_hash,
-                                                       self.user_id))
+            database.transaction(User.rehash.statement(self.pw_hash, self.user_id))
         return ok
 
     @compiled
@@ -107,20 +98,15 @@ class User(BaseModel):
                 .order_by(Follower.id))
 
     def post(self, text):
-        """Record a message by this user, dated now."""
-        database.transaction(Message.post.statement(self.username, text,
-                                                    int(time.time())))
+        database.transaction(Message.post.statement(self.username, text, int(time.time())))
 
     def follow(self, other):
-        database.transaction(Follower.follow.statement(self.username,
-                                                       other.username))
+        database.transaction(Follower.follow.statement(self.username, other.username))
 
     def unfollow(self, other):
-        database.transaction(Follower.unfollow.statement(self.username,
-                                                         other.username))
+        database.transaction(Follower.unfollow.statement(self.username, other.username))
 
     def timeline(self, before=None, size=30):
-        """A page of this user's home timeline (Message.home_timeline)."""
         return Message.home_timeline(self.user_id, before, size)
 
 
@@ -144,8 +130,7 @@ class Message(BaseModel):
 
     @compiled
     def post(cls, username, text, pub_date):
-        """Record a message by the user called `username`: 1, or 0 when
-        there is no such user (one statement, no lookup)."""
+        """A message by the user `username`: 1, or 0 for no such user."""
         author = User.select(User.user_id, Value(text), Value(pub_date),
                              Value(False)).where(User.username == username)
         return cls.insert_from(author, [cls.author, cls.text, cls.pub_date,
@@ -153,8 +138,8 @@ class Message(BaseModel):
 
     @classmethod
     def visible(cls):
-        """Unflagged messages with their authors, newest first; ties on
-        pub_date (whole seconds) in the order they were stored."""
+        """Unflagged messages with their authors, newest first (a tie on
+        pub_date, whole seconds, by id: the same on every node)."""
         return (cls.select(cls, User)
                 .join(User, on=(cls.author == User.user_id))
                 .where(cls.flagged == False)  # noqa: E712 (SQL, not Python)
@@ -162,8 +147,7 @@ class Message(BaseModel):
 
     @compiled
     def newest(cls, size, author_id=None):
-        """(text, pub_date, username) of the `size` newest visible
-        messages, everybody's or those of the user `author_id`."""
+        """(text, pub_date, username) of the newest, or of `author_id`'s."""
         query = cls.visible().select(cls.text, cls.pub_date, User.username)
         if author_id is not None:
             query = query.where(cls.author == author_id)
@@ -171,17 +155,11 @@ class Message(BaseModel):
 
     @classmethod
     def page(cls, ids, before=None, size=30):
-        """A page of a timeline: the `size` newest visible messages among
-        `ids` (a query of message ids) after `before`, the (pub_date,
-        message_id) of an earlier page's last, as rows with message_id,
-        text, pub_date and the author's username and email.
-
-        Keyed on the last message seen, not an offset: page 100 is one index
-        range like page 1. The ids come from the index alone, and only their
-        rows are read (asked for whole rows, MariaDB walks the index from
-        the newest message down to `before`). "After (x, y)" is `pub_date <=
-        x AND (pub_date < x OR message_id < y)`: both databases make the
-        first term an index range, which neither does for the row value."""
+        """The `size` newest visible messages among `ids` (a query of ids)
+        after `before`, (pub_date, message_id): keyed on the last message
+        seen, so that page 100 is one index range like page 1. The ids come
+        from the index alone; only their rows are read. docs/architecture.md
+        says why it is spelled so."""
         ids = ids.where(cls.flagged == False)  # noqa: E712 (SQL, not Python)
         if before is not None:
             pub_date, message_id = before
@@ -199,26 +177,20 @@ class Message(BaseModel):
 
     @compiled
     def public_timeline(cls, before=None, size=30):
-        """A page of everybody's messages (see `page`)."""
+        """A page of everybody's messages."""
         return cls.page(cls.select(cls.message_id), before, size)
 
     @compiled
     def user_timeline(cls, user_id, before=None, size=30):
-        """A page of the messages of the user `user_id` (see `page`)."""
+        """A page of `user_id`'s messages."""
         return cls.page(cls.select(cls.message_id).where(cls.author == user_id),
                         before, size)
 
     @compiled
     def home_timeline(cls, user_id, before=None, size=30):
-        """A page of the messages of the user `user_id` and of those they
-        follow.
-
-        Found from the authors' side, one index range per author (CROSS
-        JOIN: SQLite never reorders it). Left to choose, both databases
-        walk the whole timeline newest first looking for these authors: a
-        full index scan for one who follows nobody. UNION, not UNION ALL:
-        a user who follows themself (the API allows it) sees each message
-        once."""
+        """A page of `user_id`'s and their followees' messages: from the
+        authors' side, an index range each (CROSS JOIN: never reordered);
+        UNION: a user who follows themself sees a message once."""
         authors = (Select(columns=[Value(user_id).alias('author')]) |
                    Follower.select(Follower.whom.alias('author'))
                    .where(Follower.who == user_id)).alias('authors')
@@ -243,14 +215,10 @@ class Follower(BaseModel):
 
     @compiled
     def follow(cls, who, whom):
-        """The user called `who` follows the one called `whom`: 1, followed
-        now or already, or 0 when either does not exist (no lookup).
-
-        The duplicate is updated to what it holds, not ignored: on SQLite
-        an ignored row counts 0, and on InnoDB INSERT IGNORE share-locks a
-        duplicate and then wants it exclusively, so that two clients
-        following one pair at once deadlock. (MySQL counts the row because
-        the connections ask for FOUND_ROWS: database/.)"""
+        """`who` follows `whom` (names): 1, now or already; 0 when either
+        does not exist. A duplicate is updated to itself, not ignored: an
+        ignored row counts 0 on SQLite, and INSERT IGNORE deadlocks two
+        InnoDB clients following one pair (MySQL counts the row: FOUND_ROWS)."""
         followed = User.alias('followed')
         pair = (User.select(User.user_id, followed.user_id)
                 .join(followed, JOIN.CROSS)
@@ -260,8 +228,7 @@ class Follower(BaseModel):
 
     @compiled
     def unfollow(cls, who, whom):
-        """`who` no longer follows `whom` (names): 1, or 0 when the pair
-        was not followed or either user does not exist."""
+        """`who` stops following `whom` (names): 1, or 0 if it did not."""
         def user_id(name):
             return User.select(User.user_id).where(User.username == name)
         return cls.delete().where((cls.who == user_id(who)) &
@@ -269,14 +236,9 @@ class Follower(BaseModel):
 
 
 class Latest(BaseModel):
-    """The id of the last simulator action processed.
-
-    In the database, not a process, so that it survives restarts and every
-    process and host agrees. On a Galera cluster each node's processes
-    write a row of their own (database/: `latest_row`), since one row
-    written on two nodes is a certification failure; the latest is the
-    highest, as the simulator's ids only grow. Row 1 holds -1 from the
-    start: a fresh database answers -1."""
+    """The id of the last simulator action processed: a row (on a Galera
+    cluster a row per node, `latest_row`: one row written through two nodes
+    is a certification failure), the highest the latest; -1 at first."""
     id = IntegerField(primary_key=True)
     value = BigIntegerField()
 
@@ -300,12 +262,8 @@ class Latest(BaseModel):
 
 
 class TweetKey(BaseModel):
-    """A simulator tweet stored: the request's `latest` and its author.
-
-    The idempotency key of POST /msgs/<user>: stored in the message's own
-    transaction, so that a tweet sent again with the same `latest` (a retry
-    after a 503 whose commit did reach the disk) fails on this primary key
-    and stores nothing twice. A tweet without `latest` has no key."""
+    """The key of a simulator tweet, `latest` and author, stored with it: the
+    same tweet sent again (a retry after a 503 that did commit) fails on it."""
     latest = BigIntegerField()
     author_id = IntegerField()  # no foreign key: see schema.sql
 
@@ -315,17 +273,15 @@ class TweetKey(BaseModel):
 
     @compiled
     def claim(cls, latest, username):
-        """Store the key of `username`'s tweet sent with `latest`, before
-        the message; IntegrityError when that tweet was stored already."""
+        """Before the message; IntegrityError when it was stored already."""
         author = User.select(Value(latest), User.user_id).where(
             User.username == username)
         return cls.insert_from(author, [cls.latest, cls.author_id])
 
 
 class RowCount(BaseModel):
-    """How many rows `user`, `message` and `follower` hold, kept by
-    schema.sql's triggers in 64 shards a table (writers on other Galera
-    nodes rarely meet on one row): /metrics reads these at any size."""
+    """The rows of user, message and follower, counted by schema.sql's
+    triggers in 64 shards a table: /metrics reads these at any size."""
     tbl = CharField(max_length=16)
     shard = IntegerField()
     n = BigIntegerField()
@@ -341,95 +297,7 @@ class RowCount(BaseModel):
         return {tbl: int(n) for tbl, n in rows}
 
 
-class Session(BaseModel):
-    """How many times a user has signed out: a session cookie names the
-    count it was issued under and is good while that is still the count,
-    so signing out ends every session issued before, on every browser.
-    A user who never signed out has no row: 0."""
-    user_id = IntegerField(primary_key=True)
-    generation = IntegerField()
-
-    class Meta:
-        table_name = 'user_session'
-
-    @classmethod
-    def user(cls, user_id):
-        """(User, generation) of the user `user_id`, or (None, None)."""
-        user = cls.signed_in(user_id)
-        return (user, user.generation) if user else (None, None)
-
-    @compiled(one=True)
-    def signed_in(cls, user_id):
-        """The User `user_id` with `.generation`, in one query, or None."""
-        return (User.select(User, fn.COALESCE(cls.generation, SQL('0'))
-                            .alias('generation'))
-                .join(cls, JOIN.LEFT_OUTER, on=(cls.user_id == User.user_id))
-                .where(User.user_id == user_id))
-
-    @compiled
-    def end_all(cls, user_id):
-        """End every session of the user `user_id`."""
-        return upsert(cls.insert(user_id=user_id, generation=1), [cls.user_id],
-                      update={cls.generation: cls.generation + 1})
-
-
-class SignInFailure(BaseModel):
-    """Failed sign-ins of one user name or one client address (`subject`,
-    'name:' or 'addr:' and a hash) since `since`, a window of WINDOW
-    seconds. In the database, so that every process and host counts
-    together."""
-    subject = CharField(max_length=80, primary_key=True)
-    failures = IntegerField()
-    since = BigIntegerField()
-
-    WINDOW = 60
-
-    class Meta:
-        table_name = 'sign_in_failure'
-        # Windows that are over are an index range, for add() to remove.
-        indexes = ((('since',), False),)
-
-    @classmethod
-    def wait(cls, limits, now=None):
-        """How many seconds until `limits` ({subject: most failures}) allow
-        another try: 0 when they do now."""
-        now = time.time() if now is None else now
-        rows = cls.select().where(cls.subject.in_(list(limits)))
-        return max([0] + [int(row.since + cls.WINDOW - now) + 1 for row in rows
-                          if row.failures >= limits[row.subject] and
-                          row.since + cls.WINDOW > now])
-
-    @classmethod
-    def add(cls, subjects, now=None):
-        """Count a failure of each of `subjects`: one more in the current
-        window, or the first of a new one. Windows that are over go, so
-        that guessing many names leaves no rows behind."""
-        now = int(time.time() if now is None else now)
-        database.transaction(cls.expire.statement(now - cls.WINDOW), *(
-            cls.count.statement(subject, now, now - cls.WINDOW)
-            for subject in subjects))
-
-    @compiled
-    def expire(cls, start):
-        return cls.delete().where(cls.since <= start)
-
-    @compiled
-    def count(cls, subject, now, start):
-        # MySQL sets these in order, so `failures` is decided on the
-        # window as it was, before `since` moves.
-        current = cls.since > start
-        return upsert(cls.insert(subject=subject, failures=1, since=now),
-                      [cls.subject],
-                      update={cls.failures: Case(None, [(current, cls.failures + 1)], 1),
-                              cls.since: Case(None, [(current, cls.since)], now)})
-
-    @compiled
-    def clear(cls, subject):
-        return cls.delete().where(cls.subject == subject)
-
-
-MODELS = (User, Message, Follower, Latest, TweetKey, Session, SignInFailure,
-          RowCount)
+MODELS = (User, Message, Follower, Latest, TweetKey, RowCount)
 
 
 # --- what the apps accept ----------------------------------------------------
@@ -441,48 +309,10 @@ MAX_MESSAGE = 1000
 
 
 def unusable_text(value):
-    """Whether a string holds what no column should: NUL or lone surrogates
-    (JSON's \\ud800 decodes to one and cannot be stored as UTF-8)."""
-    if '\x00' in value:
-        return True
+    """Whether a string holds NUL or a lone surrogate (JSON's \\ud800): no
+    column can store those."""
     try:
         value.encode('utf-8')
     except UnicodeEncodeError:
         return True
-    return False
-
-
-def registration_error(username, email, password):
-    """What is wrong with a sign-up, in the original's words, or None.
-
-    Shared by the API and the web form; whether the name is free is the
-    database's to say (the unique index), so it is not checked here.
-    """
-    fields = (username, email, password)
-    if not isinstance(username, str) or not username.strip():
-        return 'You have to enter a username'
-    elif not isinstance(email, str) or '@' not in email:
-        return 'You have to enter a valid email address'
-    elif not isinstance(password, str) or not password:
-        return 'You have to enter a password'
-    elif any(unusable_text(f) for f in fields):
-        return 'Names, addresses and passwords cannot contain NUL or ' \
-               'unpaired surrogate characters'
-    elif len(username) > MAX_USERNAME:
-        return 'The username can be at most %d characters' % MAX_USERNAME
-    elif len(email) > MAX_EMAIL:
-        return 'The email address can be at most %d characters' % MAX_EMAIL
-    elif len(password) > MAX_PASSWORD:
-        return 'The password can be at most %d characters' % MAX_PASSWORD
-    return None
-
-
-def message_error(text):
-    """What is wrong with a message's text, or None."""
-    if not isinstance(text, str) or not text.strip():
-        return 'You have to enter a message'
-    elif unusable_text(text):
-        return 'A message cannot contain NUL or unpaired surrogate characters'
-    elif len(text) > MAX_MESSAGE:
-        return 'A message can be at most %d characters' % MAX_MESSAGE
-    return None
+    return '\x00' in value

@@ -1,12 +1,14 @@
 """What every request to either app goes through, a Bottle plugin both install
 first: 413 for a body larger than a form or message can be, 400 for a path not
 UTF-8 (Bottle would drop those bytes and could find another user), then the view
-on a database connection of its own; 503 (`Retry-After: 1`) when the database is down."""
+on a database connection of its own; 503 (`Retry-After: 1`) when the database is down.
+And what both apps accept in a sign-up and a message."""
 import functools
 
 from bottle import HTTPError, abort, request
 
 import database
+from models import MAX_EMAIL, MAX_MESSAGE, MAX_PASSWORD, MAX_USERNAME, unusable_text
 
 MAX_BODY = 64 * 1024
 
@@ -43,3 +45,34 @@ class Pipeline:
             except database.UNAVAILABLE_ERRORS:
                 raise HTTPError(503, self.messages[503], **{'Retry-After': '1'}) from None
         return wrapper
+
+
+def registration_error(username, email, password):
+    """What is wrong with a sign-up, in the original's words, or None
+    (whether the name is free, the unique index says)."""
+    if not isinstance(username, str) or not username.strip():
+        return 'You have to enter a username'
+    elif not isinstance(email, str) or '@' not in email:
+        return 'You have to enter a valid email address'
+    elif not isinstance(password, str) or not password:
+        return 'You have to enter a password'
+    elif any(unusable_text(f) for f in (username, email, password)):
+        return 'Names, addresses and passwords cannot contain NUL or unpaired surrogate characters'
+    elif len(username) > MAX_USERNAME:
+        return 'The username can be at most %d characters' % MAX_USERNAME
+    elif len(email) > MAX_EMAIL:
+        return 'The email address can be at most %d characters' % MAX_EMAIL
+    elif len(password) > MAX_PASSWORD:
+        return 'The password can be at most %d characters' % MAX_PASSWORD
+    return None
+
+
+def message_error(text):
+    """What is wrong with a message's text, or None."""
+    if not isinstance(text, str) or not text.strip():
+        return 'You have to enter a message'
+    elif unusable_text(text):
+        return 'A message cannot contain NUL or unpaired surrogate characters'
+    elif len(text) > MAX_MESSAGE:
+        return 'A message can be at most %d characters' % MAX_MESSAGE
+    return None

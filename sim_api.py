@@ -33,9 +33,9 @@ from bottle import Bottle, HTTPResponse, abort, request, response, static_file
 from peewee import IntegrityError
 
 import database
-import models
 import observability
 import passwords
+import pipeline
 from models import Follower, Latest, Message, TweetKey, User
 from pipeline import MAX_BODY, Pipeline
 
@@ -199,7 +199,7 @@ def register():
     data = json_object()
     username, email, password = (data.get('username'), data.get('email'),
                                  data.get('pwd'))
-    error = models.registration_error(username, email, password)
+    error = pipeline.registration_error(username, email, password)
     if error is None and User.by_name(username) is not None:
         # Before the hash (~16 ms of CPU), not after: a taken name costs a
         # lookup. The unique index still decides between two at once.
@@ -234,7 +234,7 @@ def post_message(username):
     """Record a message by `username`: 204, or 404 for an unknown user.
     Sent again with the same `latest`, it is stored once (TweetKey)."""
     content = json_object().get('content')
-    error = models.message_error(content)
+    error = pipeline.message_error(content)
     if error is not None:
         abort(400, error)
     latest = request.environ['minitwit.latest']
@@ -275,7 +275,7 @@ def follow_or_unfollow(username):
     if record(write.statement(username, other_name)) != 1:
         # A user is unknown, or (an unfollow) the pair was not followed.
         # Only now is it worth a lookup.
-        users = User.by_names(username, other_name)
+        users = {u.username for u in User.by_names((username, other_name))}
         for name in (username, other_name):
             if name not in users:
                 abort(404, unknown_user(name))

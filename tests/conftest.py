@@ -27,6 +27,7 @@ os.environ.setdefault('MINITWIT_SECRET_KEY', 'test-only-secret-' + uuid.uuid4().
 
 import database  # noqa: E402
 import models  # noqa: E402
+import sessions  # noqa: E402
 import sim_api  # noqa: E402
 
 
@@ -123,7 +124,7 @@ def _shared_mariadb(request):
 
 def _empty_tables():
     for model in (models.Message, models.Follower, models.User,
-                  models.TweetKey, models.Session, models.SignInFailure):
+                  models.TweetKey, sessions.Session, sessions.SignInFailure):
         model.delete().execute()
     models.Latest.reset()
 

@@ -14,6 +14,7 @@ from ui_client import register as ui_register
 
 import database
 import minitwit
+import sessions
 from models import Follower, Latest, Message, User
 
 SQL_INJECTIONS = [
@@ -135,8 +136,8 @@ def test_no_forged_session_cookie_signs_anyone_in(fresh_db, data):
         if not User.select().exists():
             User.register('victim', 'v@x', 'h')
         victim = User.by_name('victim').user_id
-    value = minitwit.session_value(victim)
-    real = minitwit.sign('session', value)
+    value = sessions.session_value(victim)
+    real = sessions.sign('session', value)
     issued, signature = value.split(':')[1], real.rpartition('.')[2]
     position = data.draw(st.integers(0, len(real)))
     forged = data.draw(st.one_of(
@@ -232,11 +233,11 @@ def test_the_ui_checks_signatures_in_constant_time_only(fresh_db, comparisons):
     with database.connection():
         ann = User.by_name('ann').user_id
     verdict['answer'] = True  # any signature passes now ...
-    ui.set_cookie('session', '%s.not-a-signature' % minitwit.session_value(ann))
+    ui.set_cookie('session', '%s.not-a-signature' % sessions.session_value(ann))
     assert ui.get('/').html.h2.text == 'My Timeline'
     verdict['answer'] = False  # ... and none does, not even the real one
-    ui.set_cookie('session', minitwit.sign('session',
-                                           minitwit.session_value(ann)))
+    ui.set_cookie('session', sessions.sign('session',
+                                           sessions.session_value(ann)))
     ui.get('/', status=302)
     assert any(b'not-a-signature' in a for a, _ in calls)
     # The flash cookie too: signed, and checked the same way.

@@ -13,6 +13,7 @@ from peewee import IntegrityError
 
 import database
 import models
+import sessions
 
 
 def sqlite_affinity(declared):
@@ -50,7 +51,7 @@ def catalogue(url, build):
 def test_schema_sql_matches_the_models(make_db_url):
     from_sql = catalogue(make_db_url(), database.create_schema)
     from_models = catalogue(make_db_url(),
-                            lambda: database.db.create_tables(models.MODELS))
+                            lambda: database.db.create_tables(models.MODELS + sessions.MODELS))
     assert set(from_sql) == {'user', 'message', 'follower', 'latest',
                              'tweet_key', 'user_session', 'sign_in_failure',
                              'row_count'}

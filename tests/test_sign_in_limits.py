@@ -6,7 +6,7 @@ import requests
 
 import database
 import minitwit
-from models import SignInFailure
+from sessions import SignInFailure
 
 
 def sign_up(web, name, password='right'):

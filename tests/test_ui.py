@@ -32,6 +32,7 @@ from werkzeug.security import generate_password_hash
 import database
 import minitwit
 import models
+import sessions
 from models import Follower, Message, User
 
 
@@ -436,7 +437,7 @@ def test_the_session_cookie_is_httponly_samesite_and_holds_only_the_id(ui):
     assert user_part == str(user_id)
     assert abs(int(issued) - time.time()) < 3600
     assert generation == '0'  # never signed out
-    assert 'Max-Age=%d' % minitwit.SESSION_LIFETIME in header
+    assert 'Max-Age=%d' % sessions.SESSION_LIFETIME in header
 
 
 def test_the_session_cookie_is_secure_behind_https(ui):
@@ -480,8 +481,8 @@ def test_a_session_signed_with_another_secret_signs_nobody_in(ui):
     """Made by the same code as the app's, but with a key we did not set."""
     register(ui, 'foo', status=200)
     user_id = user_id_of('foo')
-    code = ('import minitwit; print(minitwit.sign("session", '
-            'minitwit.session_value(%d)))' % user_id)
+    code = ('import sessions; print(sessions.sign("session", '
+            'sessions.session_value(%d)))' % user_id)
     env = dict(os.environ, MINITWIT_SECRET_KEY='some-other-secret')
     forged = subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=env,
                             capture_output=True, text=True, check=True)
@@ -492,27 +493,27 @@ def test_a_session_signed_with_another_secret_signs_nobody_in(ui):
 def test_a_signature_made_for_a_flash_is_no_session(ui):
     register(ui, 'foo', status=200)
     user_id = user_id_of('foo')
-    value = minitwit.session_value(user_id)
-    ui.set_cookie('session', minitwit.sign('flash', value))
+    value = sessions.session_value(user_id)
+    ui.set_cookie('session', sessions.sign('flash', value))
     ui.get('/', status=302)
-    ui.set_cookie('session', minitwit.sign('session', value))
+    ui.set_cookie('session', sessions.sign('session', value))
     assert 'My Timeline' in ui.get('/', status=200)
 
 
 @pytest.mark.parametrize('issued', [
-    lambda now: now - minitwit.SESSION_LIFETIME - 1,  # expired
+    lambda now: now - sessions.SESSION_LIFETIME - 1,  # expired
     lambda now: now + 3600,  # from the future
     lambda now: 'x',  # the id alone, as an older cookie would be
 ])
 def test_an_expired_or_malformed_session_signs_nobody_in(ui, issued):
     register(ui, 'foo', status=200)
     user_id = user_id_of('foo')
-    fresh = minitwit.session_value(user_id, time.time() - 3600)
-    ui.set_cookie('session', minitwit.sign('session', fresh))
+    fresh = sessions.session_value(user_id, time.time() - 3600)
+    ui.set_cookie('session', sessions.sign('session', fresh))
     assert 'My Timeline' in ui.get('/', status=200)
     when = issued(int(time.time()))
-    value = str(user_id) if when == 'x' else minitwit.session_value(user_id, when)
-    ui.set_cookie('session', minitwit.sign('session', value))
+    value = str(user_id) if when == 'x' else sessions.session_value(user_id, when)
+    ui.set_cookie('session', sessions.sign('session', value))
     ui.get('/', status=302)
 
 
@@ -540,7 +541,7 @@ def test_production_refuses_to_start_without_a_secret(secret):
     env = {'MINITWIT_ENV': 'production'}
     if secret is not None:
         env['MINITWIT_SECRET_KEY'] = \
-            minitwit.DEVELOPMENT_SECRET if secret == 'default' else secret
+            sessions.DEVELOPMENT_SECRET if secret == 'default' else secret
     result = import_app(**env)
     assert result.returncode != 0
     assert 'MINITWIT_SECRET_KEY' in result.stderr.splitlines()[-1]
