@@ -145,7 +145,7 @@ class Message(BaseModel):
                 .where(cls.flagged == False)  # noqa: E712 (SQL, not Python)
                 .order_by(cls.pub_date.desc(), cls.message_id.desc()))
 
-    @compiled
+    @compiled(tuples=True)
     def newest(cls, size, author_id=None):
         """(text, pub_date, username) of the newest, or of `author_id`'s."""
         query = cls.visible().select(cls.text, cls.pub_date, User.username)

@@ -57,13 +57,14 @@ def transaction(*statements):
     it was done (a dead connection, a node not ready, a deadlock or Galera
     certification failure: then after a random pause of up to 2, 4 ... 32
     ms, so that colliding writers take turns, under 150 ms in all)."""
-    if not is_mysql():
-        with db.atomic():
-            return [db.execute_sql(*statement).rowcount
-                    for statement in statements]
+    database = db.obj
+    if not isinstance(database, MySQLPool):
+        with database.atomic():
+            return [database.execute_sql(sql, params).rowcount
+                    for sql, params in statements]
     for attempt in range(1, 9):
         try:
-            return db.obj.run_transaction(statements)
+            return database.run_transaction(statements)
         except (OperationalError, InterfaceError) as error:
             code = errno(error)
             if attempt == 8 or code not in (ROLLED_BACK, NOTHING_SENT, *NOT_RUN):
@@ -71,7 +72,7 @@ def transaction(*statements):
             if code == ROLLED_BACK:
                 time.sleep(random.uniform(0, min(0.001 * 2 ** attempt, 0.032)))
             else:
-                db.obj.manual_close()
+                database.manual_close()
 
 
 def insert_many(fields, rows):

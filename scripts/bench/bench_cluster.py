@@ -4,19 +4,8 @@ MariaDB node and on a three-node cluster, side by side.
     python -m scripts.bench.bench_cluster --scenario data/minitwit_scenario.csv \\
         [--limit N] [--clients 32] [--seconds 20]
 
-It starts a MariaDB server of its own (tests.serving.ThrowawayMariaDB) and
-a three-node Galera cluster on loopback (tests/galera.py), both with the
-same small buffer pool, and on each a fresh database and MiniTwit's apps
-(the cluster's preferring its first node, as an app host would):
-
-- sequentially, as the course's simulator sends it: the floor, the API on
-  one node, the API on the cluster, and the API on the cluster without
-  causal reads (`causal=false`: what wsrep_sync_wait costs), 500 actions
-  to each in turn (scripts/bench/bench.py's replay);
-- with CLIENTS concurrent clients (scripts/bench/loadtest.py's mix) for SECONDS
-  each on one node, on the cluster and on the floor, taking turns.
-
-Nothing is asserted: docs/benchmarks.md has the figures and the command.
+Both get bench.py's replay (the cluster also without causal reads: what wsrep_sync_wait
+costs), then loadtest.py's clients, beside the floor.
 """
 import argparse
 import contextlib
@@ -33,8 +22,7 @@ from tests.serving import Server, ThrowawayMariaDB
 def cluster_url(cluster, database, **options):
     hosts = ','.join('127.0.0.1:%d' % node.port for node in cluster.nodes)
     query = '&'.join('%s=%s' % item for item in options.items())
-    return 'mysql://root@%s/%s%s' % (hosts, database,
-                                     '?' + query if query else '')
+    return 'mysql://root@%s/%s%s' % (hosts, database, '?' + query if query else '')
 
 
 def main(argv=None):
@@ -49,8 +37,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory(prefix='minitwit-bench-cluster-') as folder, \
             contextlib.ExitStack() as stack:
-        print('starting one MariaDB node and a three-node cluster...',
-              file=sys.stderr)
+        print('starting one MariaDB node and a three-node cluster...', file=sys.stderr)
         single = ThrowawayMariaDB(Path(folder))
         stack.callback(single.stop)
         cluster = stack.enter_context(GaleraCluster())
@@ -62,40 +49,35 @@ def main(argv=None):
         one = 'mysql://root@127.0.0.1:%d/%%s' % single.port
         urls = {'one node': one % 'bench_replay',
                 'the cluster': cluster_url(cluster, 'bench_replay'),
-                'the cluster, causal=false': cluster_url(
-                    cluster, 'bench_eventual', causal='false')}
-        servers = {'floor': stack.enter_context(
-            Server('scripts.bench.floor_app:app')).url}
+                'the cluster, causal=false': cluster_url(cluster, 'bench_eventual',
+                                                         causal='false')}
+        floor = stack.enter_context(Server('scripts.bench.floor_app:app')).url
+        servers = {'floor': floor}
         for label, url in urls.items():
             servers[label] = stack.enter_context(Server('sim_api:app', url)).url
         print('replaying %d actions against %s...' % (
             len(actions), ', '.join(servers)), file=sys.stderr)
         replays = bench.replay_side_by_side(servers, actions)
 
-        targets = {}
-        for label, url in (('one node', one % 'bench_load'),
-                           ('the cluster', cluster_url(cluster, 'bench_load'))):
-            api = stack.enter_context(Server('sim_api:app', url))
-            web = stack.enter_context(Server('minitwit:app', url))
-            loadtest.register_clients(api.url, args.clients, args.processes)
-            targets[label] = {'api': api.url, 'web': web.url}
-        targets['floor'] = {'api': servers['floor'], 'web': servers['floor']}
+        targets = {
+            label: loadtest.start_apps(stack, url, args.clients, args.processes)
+            for label, url in (('one node', one % 'bench_load'),
+                               ('the cluster', cluster_url(cluster, 'bench_load')))}
+        targets['floor'] = {'api': floor, 'web': floor}
         print('%d clients on %s, taking turns...' % (
             args.clients, ', '.join(targets)), file=sys.stderr)
         loads = loadtest.run_in_turns(targets, args.clients, args.processes,
                                       args.seconds, 100_000, loadtest.ROUNDS)
 
-    bench.print_table('%s: %d actions, sequential, one connection per '
-                      'request' % (args.scenario, len(actions)), replays)
+    bench.print_table('%s: %d actions, sequential, one connection per request' % (
+        args.scenario, len(actions)), replays)
     print('\n%d clients for %g s, both apps (scripts/bench/loadtest.py\'s mix):' % (
         args.clients, args.seconds))
-    for label in ('floor', 'one node', 'the cluster'):
-        loadtest.report('floor (no-op app)' if label == 'floor' else
-                        'MiniTwit on ' + label, loads[label],
-                        None if label == 'floor' else loads['floor'])
-    failed = any(s['error_count'] or s.get('verify') for label, s in
-                 replays.items() if 'causal' not in label) or \
-        any(loads[label]['errors'] for label in loads)
+    loadtest.report('floor (no-op app)', loads['floor'])
+    for label in ('one node', 'the cluster'):
+        loadtest.report('MiniTwit on ' + label, loads[label], loads['floor'])
+    failed = bench.failed(s for label, s in replays.items() if 'causal' not in label) or \
+        any(load['errors'] for load in loads.values())
     return 1 if failed else 0
 
 

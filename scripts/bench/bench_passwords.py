@@ -1,11 +1,7 @@
-"""What a password costs: hashing one (a sign-up), verifying one (a sign-in)
-with the current argon2id parameters, and verifying an original
-ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded.
+"""What a password costs: hashing one (a sign-up), verifying one (a sign-in), and
+verifying an original ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded.
 
     python -m scripts.bench.bench_passwords [--rounds 50]
-
-Prints wall and CPU milliseconds per call, p50 and p99. Nothing here is
-asserted: the figures go in docs/benchmarks.md.
 """
 import argparse
 import hashlib
@@ -19,8 +15,7 @@ PASSWORD = 'correct horse battery staple'  # noqa: S105 (made up)
 
 def werkzeug_pbkdf2(password, salt='fixedsaltforbench', rounds=150000):
     """A hash in the original's format, for its verification cost."""
-    digest = hashlib.pbkdf2_hmac('sha256', password.encode(), salt.encode(),
-                                 rounds).hex()
+    digest = hashlib.pbkdf2_hmac('sha256', password.encode(), salt.encode(), rounds).hex()
     return 'pbkdf2:sha256:%d$%s$%s' % (rounds, salt, digest)
 
 
@@ -42,11 +37,9 @@ def main(argv=None):
     current = passwords.hash_password(PASSWORD)
     legacy = werkzeug_pbkdf2(PASSWORD)
     print('argon2id parameters: %s' % current.split('$')[3])
-    print('%-34s %9s %9s %9s %9s' % ('', 'p50 ms', 'p99 ms', 'CPU p50',
-                                     'CPU p99'))
+    print('%-34s %9s %9s %9s %9s' % ('', 'p50 ms', 'p99 ms', 'CPU p50', 'CPU p99'))
     for label, call in (
-            ('hash a new password (sign-up)',
-             lambda: passwords.hash_password(PASSWORD)),
+            ('hash a new password (sign-up)', lambda: passwords.hash_password(PASSWORD)),
             ('verify an argon2id hash (sign-in)',
              lambda: passwords.verify_password(current, PASSWORD)),
             ('verify the original pbkdf2 hash',

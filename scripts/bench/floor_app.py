@@ -1,9 +1,7 @@
 """A WSGI app that does nothing: the floor of the HTTP stack.
 
-Benchmarks serve it with the same waitress and flags as MiniTwit and send it
-the same requests; what MiniTwit costs is the difference. It answers a POST
-with 204 and anything else with 200 and an empty JSON list. Its waitress
-logs what MiniTwit's do: observability.install quiets waitress.queue too.
+Served with MiniTwit's waitress and flags, sent the same requests: what MiniTwit costs is
+the difference. waitress.queue is quiet, as observability.install makes MiniTwit's.
 """
 import logging
 

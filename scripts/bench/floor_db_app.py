@@ -1,19 +1,10 @@
 """The floor with the database: the least a simulator write can cost on
 MariaDB, for `scripts/bench/bench.py --db-floor`.
 
-scripts/bench/floor_app.py is what the HTTP stack alone costs. This WSGI app does,
-besides, only what each of the API's writes cannot do without: it reads the
-JSON body, hashes a new user's password, and runs the action and its
-`latest` as sim_api does, with the same statements (models.py) through
-database.transaction (one packet: BEGIN; the write; latest; COMMIT), on a
-connection its thread keeps. Nothing else: no Bottle, no pool checkout per
-request, no check of the input or the credentials, no lookup when nothing
-changed, no metrics, no log. It answers every write 204 (400 for a name
-taken) and every read an empty list, as the no-op floor does; what the
-database then holds is not checked (bench.py verifies the apps, not the
-floors).
-
     DATABASE_URL=mysql://... waitress-serve scripts.bench.floor_db_app:app
+
+Only what a write cannot do without: read the JSON, hash a new user's password, run sim_api's
+statements through database.transaction on a connection its thread keeps. Nothing else.
 """
 import json
 import time
@@ -36,8 +27,7 @@ def _write(path, data):
                                   passwords.hash_password(data['pwd']))
     username = path.split('/', 2)[2]
     if path.startswith('/msgs/'):
-        return Message.post.statement(username, data['content'],
-                                      int(time.time()))
+        return Message.post.statement(username, data['content'], int(time.time()))
     if 'follow' in data:
         return Follower.follow.statement(username, data['follow'])
     return Follower.unfollow.statement(username, data['unfollow'])

@@ -3,23 +3,8 @@
     python -m scripts.bench.loadtest [--clients 32] [--seconds 20] [--requests N]
         [--rounds 4] [--mariadb mysql://root@127.0.0.1:3306] [--before CHECKOUT]
 
-Starts the simulator API and the web UI (same waitress flags as
-production) on one fresh database, SQLite unless --mariadb names a server,
-and runs CLIENTS clients on loopback, each sending one request after
-another as fast as they are answered, for SECONDS or N requests in all,
-whichever comes first. The mix is the simulator's writes (register, tweet,
-follow, unfollow: a new connection each, with `latest`, as it sends them)
-and timeline reads (the API's /msgs, the UI's /public and /<user>, on
-kept-alive connections, as browsers read). The same clients send the same
-mix to the floor: scripts/bench/floor_app.py, a no-op app on the same waitress,
-which is what the HTTP stack alone costs. They take turns, ROUNDS
-times SECONDS/ROUNDS each, so that a slow or fast spell of the machine
-falls on both: one after the other, a spell made the share of the floor
-vary by a fifth between runs of the same code. --before adds another
-checkout's apps to the turns.
-
-It prints requests/s beside the floor's and latency percentiles by kind,
-and exits non-zero on any error or a p99 of 300 ms or more.
+The clients send the simulator's writes and timeline reads to both apps and to the floor,
+taking turns: one after the other, a spell of the machine moved the share by a fifth.
 """
 import argparse
 import contextlib
@@ -37,14 +22,11 @@ from urllib.parse import quote, urlparse
 from scripts.simulator.simulate import DEADLINE, Client, percentile
 from tests.serving import ROOT, Server, fresh_mariadb, with_option
 
-# (kind, weight): what one client does next. Two requests in three are the
-# simulator's writes, in the proportions of the course's scenario (44%
-# tweets, 38% follows, 18% unfollows, 1% registers); the third is a page of
-# a timeline, from either app.
+# (kind, weight): two requests in three are the simulator's writes, in the course's
+# scenario's proportions; the third is a page of a timeline, from either app.
 MIX = [('tweet', 29), ('follow', 25), ('unfollow', 12), ('register', 1),
        ('api /msgs', 11), ('web /public', 11), ('web /<user>', 11)]
-EXPECTED = {'tweet': 204, 'follow': 204, 'unfollow': 204, 'register': 204,
-            'api /msgs': 200, 'web /public': 200, 'web /<user>': 200}
+EXPECTED = {kind: 200 if kind.startswith(('api ', 'web ')) else 204 for kind, _ in MIX}
 PAGE = 30  # messages, as many as a page of the web UI shows
 TIMEOUT = 5  # seconds: a slower answer counts as an error
 ROUNDS = 4  # turns MiniTwit and the floor take (run_in_turns)
@@ -62,12 +44,10 @@ class LoadClient:
     def __init__(self, urls, worker, thread, names, turn):
         self.api = Client(urls['api'], timeout=TIMEOUT)
         self.servers = {app: urlparse(url) for app, url in urls.items()}
-        self.read_headers = {'Authorization':
-                             self.api.headers['Authorization']}
+        self.read_headers = {'Authorization': self.api.headers['Authorization']}
         self.me, self.names = name(worker, thread), names
         self.rng = random.Random((worker * 1000 + thread) * 100 + turn)
-        # Users it signs up: new names in every turn.
-        self.prefix = '%s+%d.' % (self.me, turn)
+        self.prefix = '%s+%d.' % (self.me, turn)  # new names to sign up in every turn
         self.registered = 0
         self.readers = {}
 
@@ -102,8 +82,7 @@ class LoadClient:
                 'content': 'Message %d from %s' % (latest, self.me)})[0]
         if kind in ('follow', 'unfollow'):
             other = self.rng.choice(self.names)
-            return self.api.send('POST', '/fllws/%s%s' % (me, query),
-                                 {kind: other})[0]
+            return self.api.send('POST', '/fllws/%s%s' % (me, query), {kind: other})[0]
         if kind == 'api /msgs':
             return self.read('api', '/msgs?no=%d' % PAGE)
         if kind == 'web /public':
@@ -111,14 +90,14 @@ class LoadClient:
         return self.read('web', '/' + quote(self.rng.choice(self.names)))
 
 
-def client_thread(urls, worker, thread, names, turn, stop_at, budget,
-                  results):
-    """Run one client until the deadline or the budget is spent."""
+def client_thread(urls, worker, thread, names, turn, stop_at, budget, results):
+    """Run one client until the deadline or the budget (shared by the process's clients:
+    an iterator's next() is atomic) is spent."""
     client = LoadClient(urls, worker, thread, names, turn)
     kinds, weights = zip(*MIX, strict=True)
     # Ids no other client uses, growing, as the simulator's do.
     latest = worker * 10 ** 9 + thread * 10 ** 6 + turn * 10 ** 5
-    while time.monotonic() < stop_at and budget.take():
+    while time.monotonic() < stop_at and next(budget, None) is not None:
         kind = client.rng.choices(kinds, weights)[0]
         latest += 1
         started = time.perf_counter()
@@ -129,29 +108,14 @@ def client_thread(urls, worker, thread, names, turn, stop_at, budget,
         results.append((kind, status, time.perf_counter() - started))
 
 
-class Budget:
-    """How many requests the clients of one process may still send."""
-
-    def __init__(self, count):
-        self.count, self.lock = count, threading.Lock()
-
-    def take(self):
-        with self.lock:
-            self.count -= 1
-            return self.count >= 0
-
-
 def worker_process(args):
-    """A process of clients (several, so that the clients are not what
-    limits the throughput): their (kind, status, seconds) results, and
-    when they started and stopped sending (time.monotonic, the same clock
-    in every process)."""
+    """A process of clients (several processes, so that the clients do not limit the
+    throughput): their (kind, status, seconds), and when they started and stopped."""
     urls, worker, threads, names, turn, seconds, requests = args
-    started = time.monotonic()
-    stop_at = started + seconds
-    budget, results = Budget(requests), []
+    started = time.monotonic()  # the same clock in every process
+    budget, results = iter(range(requests)), []
     pool = [threading.Thread(target=client_thread, args=(
-        urls, worker, n, names, turn, stop_at, budget, results))
+        urls, worker, n, names, turn, started + seconds, budget, results))
         for n in range(threads)]
     for thread in pool:
         thread.start()
@@ -162,28 +126,23 @@ def worker_process(args):
 
 def spread(clients, processes):
     """How many clients each process runs, and all of their names."""
-    per_process = [clients // processes + (n < clients % processes)
-                   for n in range(processes)]
-    return per_process, [name(w, t) for w in range(processes)
-                         for t in range(per_process[w])]
+    per_process = [clients // processes + (n < clients % processes) for n in range(processes)]
+    return per_process, [name(w, t) for w in range(processes) for t in range(per_process[w])]
 
 
 def run(urls, clients, processes, seconds, requests):
     """All the clients against `urls`; a summary."""
-    return run_in_turns({'': urls}, clients, processes, seconds, requests,
-                        rounds=1)['']
+    return run_in_turns({'': urls}, clients, processes, seconds, requests, rounds=1)['']
 
 
 def run_in_turns(targets, clients, processes, seconds, requests, rounds):
-    """The clients against each of `targets` (label -> urls) in turn,
-    `rounds` times, for seconds/rounds (or requests/rounds) each time;
+    """The clients against each of `targets` (label -> urls) in turn, `rounds` times;
     {label: summary}, its wall time the time spent sending."""
     per_process, names = spread(clients, processes)
     results = {label: [] for label in targets}
     wall = dict.fromkeys(targets, 0.0)
-    # Spawned, not forked: the caller may have threads (a test process has
-    # the apps, their pools and checkpointers), and a fork copies their
-    # locks in whatever state they are.
+    # Spawned, not forked: a fork copies the locks of the caller's threads (a test
+    # process has the apps, their pools and checkpointers) in whatever state they are.
     with multiprocessing.get_context('spawn').Pool(processes) as pool:
         for turn in range(rounds):
             for label, urls in targets.items():
@@ -193,10 +152,8 @@ def run_in_turns(targets, clients, processes, seconds, requests, rounds):
                     for w in range(processes)])
                 for part, _, _ in parts:
                     results[label].extend(part)
-                wall[label] += max(p[2] for p in parts) - \
-                    min(p[1] for p in parts)
-    return {label: summarize(results[label], wall[label])
-            for label in targets}
+                wall[label] += max(p[2] for p in parts) - min(p[1] for p in parts)
+    return {label: summarize(results[label], wall[label]) for label in targets}
 
 
 def summarize(results, wall):
@@ -207,13 +164,11 @@ def summarize(results, wall):
         if status != EXPECTED[kind]:
             errors['%s: %s' % (kind, status)] += 1
     everything = sorted(s for _, _, s in results)
-    return {'requests': len(results), 'seconds': wall,
-            'rps': len(results) / wall, 'errors': dict(errors),
-            'p50': percentile(everything, 50), 'p90': percentile(everything, 90),
-            'p99': percentile(everything, 99),
+    return {'requests': len(results), 'seconds': wall, 'rps': len(results) / wall,
+            'errors': dict(errors), 'p50': percentile(everything, 50),
+            'p90': percentile(everything, 90), 'p99': percentile(everything, 99),
             'max': everything[-1] if everything else 0,
-            'kinds': {kind: (len(v), percentile(sorted(v), 50),
-                             percentile(sorted(v), 99))
+            'kinds': {kind: (len(v), percentile(sorted(v), 50), percentile(sorted(v), 99))
                       for kind, v in sorted(by_kind.items())}}
 
 
@@ -222,25 +177,30 @@ def register_clients(api_url, clients, processes):
     client = Client(api_url, timeout=30)
     for username in spread(clients, processes)[1]:
         status, body = client.send('POST', '/register', {
-            'username': username, 'email': 'load@example.com',
-            'pwd': 'secret'})
+            'username': username, 'email': 'load@example.com', 'pwd': 'secret'})
         if status != 204:
-            raise RuntimeError('could not register %s: %s %r' % (
-                username, status, body))
+            raise RuntimeError('could not register %s: %s %r' % (username, status, body))
+
+
+def start_apps(scratch, url, clients, processes, root=ROOT):
+    """{'api': URL, 'web': URL} of both apps on the database `url`, the clients' users
+    signed up; the apps stop when `scratch` ends."""
+    api = scratch.enter_context(Server('sim_api:app', url, root=root))
+    web = scratch.enter_context(Server('minitwit:app', url, root=root))
+    register_clients(api.url, clients, processes)
+    return {'api': api.url, 'web': web.url}
 
 
 def report(label, summary, floor=None):
     """Print a summary; beside the floor's when `floor` is given."""
-    share = ' (%.0f%% of the floor)' % (100 * summary['rps'] / floor['rps']) \
-        if floor else ''
+    share = ' (%.0f%% of the floor)' % (100 * summary['rps'] / floor['rps']) if floor else ''
     print('%s: %d requests in %.1f s = %.0f requests/s%s' % (
         label, summary['requests'], summary['seconds'], summary['rps'], share))
     print('  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f' % tuple(
         1000 * summary[p] for p in ('p50', 'p90', 'p99', 'max')))
     if floor:
         for kind, (count, p50, p99) in summary['kinds'].items():
-            print('  %-12s %6d  p50 %6.1f  p99 %6.1f' % (
-                kind, count, 1000 * p50, 1000 * p99))
+            print('  %-12s %6d  p50 %6.1f  p99 %6.1f' % (kind, count, 1000 * p50, 1000 * p99))
     print('  errors: %d' % sum(summary['errors'].values()))
     for error, count in sorted(summary['errors'].items()):
         print('    %6d  %s' % (count, error))
@@ -249,54 +209,37 @@ def report(label, summary, floor=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--clients', type=int, default=32)
-    parser.add_argument('--seconds', type=float, default=20,
-                        help='how long each run lasts at most (default 20)')
-    parser.add_argument('--requests', type=int, default=100_000,
-                        help='how many requests each run sends at most')
-    parser.add_argument('--processes', type=int, default=4,
-                        help='client processes the clients are spread over')
-    parser.add_argument('--rounds', type=int, default=ROUNDS,
-                        help='turns MiniTwit and the floor take (default %d)'
-                        % ROUNDS)
-    parser.add_argument('--mariadb', metavar='URL',
-                        help='use a fresh database on this MariaDB server')
-    parser.add_argument('--driver', default='auto',
-                        help='the MySQL driver (database/mysql.py), with --mariadb')
-    parser.add_argument('--before', metavar='CHECKOUT',
-                        help="also another checkout's apps (the release "
-                        'before, say), on a database of their own, in the '
-                        'same turns')
+    parser.add_argument('--seconds', type=float, default=20, help='per app, at most')
+    parser.add_argument('--requests', type=int, default=100_000, help='per app, at most')
+    parser.add_argument('--processes', type=int, default=4, help='the clients are spread over')
+    parser.add_argument('--rounds', type=int, default=ROUNDS, help='turns each app takes')
+    parser.add_argument('--mariadb', metavar='URL', help='a fresh database on this server')
+    parser.add_argument('--driver', default='auto', help='the MySQL driver, with --mariadb')
+    parser.add_argument('--before', metavar='CHECKOUT', help="also another checkout's apps")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix='minitwit-loadtest-') as folder, \
             contextlib.ExitStack() as scratch:
-        def new_database(name):
-            """A SQLite file, or a database on the MariaDB server."""
-            if args.mariadb:
-                return with_option(scratch.enter_context(fresh_mariadb(
-                    args.mariadb, name)), 'driver', args.driver)
-            return 'sqlite:///%s' % os.path.join(folder, name + '.db')
-
-        checkouts = {'MiniTwit': ROOT}
+        checkouts = [('MiniTwit', ROOT)]
         if args.before:
-            checkouts['MiniTwit before (%s)' % os.path.basename(
-                os.path.abspath(args.before))] = os.path.abspath(args.before)
+            before = os.path.abspath(args.before)
+            checkouts.append(('MiniTwit before (%s)' % os.path.basename(before), before))
         targets = {}
-        for number, (label, root) in enumerate(checkouts.items()):
-            url = new_database(DATABASE + ('_%d' % number if number else ''))
-            api = scratch.enter_context(Server('sim_api:app', url, root=root))
-            web = scratch.enter_context(Server('minitwit:app', url, root=root))
-            register_clients(api.url, args.clients, args.processes)
-            targets[label] = {'api': api.url, 'web': web.url}
-        floor_server = scratch.enter_context(Server('scripts.bench.floor_app:app'))
-        targets['floor'] = {'api': floor_server.url, 'web': floor_server.url}
-        print('MiniTwit on %s; %d clients in %d processes, %g s or %d '
-              'requests each for %s, in %d turns' % (
-                  'mysql' if args.mariadb else 'sqlite', args.clients,
-                  args.processes, args.seconds, args.requests,
-                  ', '.join(targets), args.rounds))
-        summaries = run_in_turns(targets, args.clients, args.processes,
-                                 args.seconds, args.requests, args.rounds)
+        for number, (label, root) in enumerate(checkouts):
+            database = DATABASE + ('_%d' % number if number else '')
+            if args.mariadb:
+                url = with_option(scratch.enter_context(fresh_mariadb(args.mariadb, database)),
+                                  'driver', args.driver)
+            else:
+                url = 'sqlite:///%s' % os.path.join(folder, database + '.db')
+            targets[label] = start_apps(scratch, url, args.clients, args.processes, root)
+        floor = scratch.enter_context(Server('scripts.bench.floor_app:app')).url
+        targets['floor'] = {'api': floor, 'web': floor}
+        print('MiniTwit on %s; %d clients in %d processes, %g s or %d requests each for %s, '
+              'in %d turns' % ('mysql' if args.mariadb else 'sqlite', args.clients, args.processes,
+                               args.seconds, args.requests, ', '.join(targets), args.rounds))
+        summaries = run_in_turns(targets, args.clients, args.processes, args.seconds,
+                                 args.requests, args.rounds)
     floor = summaries.pop('floor')
     report('floor (no-op app)', floor)
     failed = bool(floor['errors'])
@@ -305,8 +248,7 @@ def main(argv=None):
         if summary['p99'] >= DEADLINE:
             print('p99 is %.0f ms: over the simulator\'s %d ms' % (
                 1000 * summary['p99'], 1000 * DEADLINE))
-        failed = failed or bool(summary['errors']) or \
-            summary['p99'] >= DEADLINE
+        failed = failed or bool(summary['errors']) or summary['p99'] >= DEADLINE
     return 1 if failed else 0
 
 

@@ -5,23 +5,8 @@ in the driver (and on the wire) and in the server.
     python -m scripts.bench.profile_api --scenario data/minitwit_scenario.csv \\
         [--limit N] [--driver mysqlclient] [--app-root OLD_CHECKOUT] [--tcp]
 
-It starts a MariaDB server of its own (tests.serving.ThrowawayMariaDB,
-logging every statement with its time) and the simulator API with a stopwatch on every
-request and driver call (scripts/bench/stopwatch.py), replays the scenario
-sequentially as the course's simulator does, then puts together:
-
-- statements and round trips: what the app sent to the driver, request by
-  request (a multi-statement packet is one round trip of several);
-- server: the server's own time for each statement the request sent, from
-  its slow query log with long_query_time=0;
-- driver: the time inside the driver's calls, less the server's;
-- app: the time inside the app, less the driver's.
-
-The app reaches the server through its Unix socket, as on a server with
-both roles; --tcp over loopback TCP. --app-root profiles another
-checkout's sim_api (the release before, say) with the same harness.
-Nothing is asserted: docs/benchmarks.md has the
-table and the command.
+A server of its own logs every statement's time (long_query_time=0); stopwatch.py times
+the API's requests and driver calls. The driver's time is less the server's.
 """
 import argparse
 import os
@@ -49,16 +34,9 @@ def kind(sql):
         else '%s %s' % (verb, table.group(1).lower())
 
 
-def statements(sent):
-    """The statements of one round trip (a multi-statement packet holds
-    several, separated as database/mysql.py joins them)."""
-    return [s for s in re.split(r';\n', sent) if s.strip()]
-
-
 def slow_log(path):
-    """(statement kind, seconds in the server) of every statement the
-    server logged, in order (long_query_time=0 logs them all, each
-    statement of a multi-statement packet on its own)."""
+    """(statement kind, seconds in the server) of every statement logged, in order
+    (each statement of a multi-statement packet on its own)."""
     logged, seconds, sql = [], None, []
     for line in Path(path).read_text(encoding='utf-8', errors='replace') \
             .splitlines() + ['# end']:
@@ -69,21 +47,20 @@ def slow_log(path):
             match = re.match(r'# Query_time: ([0-9.]+)', line)
             if match:
                 seconds = float(match.group(1))
-        elif seconds is not None and not line.startswith(('SET timestamp=',
-                                                          'use ')):
+        elif seconds is not None and not line.startswith(('SET timestamp=', 'use ')):
             sql.append(line)
     return logged
 
 
 def profile(records, actions, logged):
-    """Per simulator command: the sums the table averages. The replay is
-    sequential, so the server's log holds each request's statements in
-    the order the requests sent them."""
+    """Per simulator command, the sums the table averages (the replay is sequential: the
+    log holds the requests' statements in the order they were sent)."""
     rows = defaultdict(lambda: defaultdict(float))
     position = 0
     for (_, command, _), record in zip(actions, records, strict=True):
         row = rows[command]
-        sent = [kind(s) for trip in record['sent'] for s in statements(trip)]
+        # A round trip's statements, as database/mysql.py joins them in a packet.
+        sent = [kind(s) for trip in record['sent'] for s in re.split(r';\n', trip) if s.strip()]
         server = 0.0
         for statement in sent:
             if statement == 'PING':
@@ -121,12 +98,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scenario', required=True)
     parser.add_argument('--limit', type=int, help='first N actions only')
-    parser.add_argument('--driver', default='auto',
-                        help='the MySQL driver (database/mysql.py)')
+    parser.add_argument('--driver', default='auto', help='the MySQL driver (database/mysql.py)')
     parser.add_argument('--app-root', help="another checkout's sim_api")
-    parser.add_argument('--tcp', action='store_true',
-                        help="reach the server over loopback TCP, not its "
-                        "Unix socket (a checkout before unix_socket= needs it)")
+    parser.add_argument('--tcp', action='store_true', help='over TCP, not the Unix socket')
     args = parser.parse_args(argv)
     actions = list(simulate.read_scenario(args.scenario, args.limit))
     with tempfile.TemporaryDirectory(prefix='minitwit-profile-') as folder:
@@ -137,14 +111,15 @@ def main(argv=None):
         try:
             with mariadb.connect() as conn, conn.cursor() as cur:
                 cur.execute('CREATE DATABASE profile CHARACTER SET utf8mb4')
-            url = 'mysql://root@127.0.0.1:%d/profile' % mariadb.port \
-                if args.tcp else \
-                'mysql://root@localhost/profile?unix_socket=%s' % mariadb.socket
-            if not args.app_root:
-                url = with_option(url, 'driver', args.driver)
+            if args.tcp:
+                url = 'mysql://root@127.0.0.1:%d/profile' % mariadb.port
+            else:
+                url = 'mysql://root@localhost/profile?unix_socket=%s' % mariadb.socket
             env = {'STOPWATCH_APP': 'sim_api:app'}
             if args.app_root:
                 env['STOPWATCH_ROOT'] = os.path.abspath(args.app_root)
+            else:
+                url = with_option(url, 'driver', args.driver)
             with Server('scripts.bench.stopwatch:app', url, env=env) as server:
                 client = simulate.Client(server.url)
                 client.get_json('/__profile')  # the health checks' records
@@ -156,8 +131,8 @@ def main(argv=None):
         logged = slow_log(log)
     summary = replay.summary()
     print('%s: %d actions on MariaDB, %s; %d errors, %.0f requests/s' % (
-        args.scenario, len(actions), 'sim_api of ' + args.app_root
-        if args.app_root else 'driver=' + args.driver,
+        args.scenario, len(actions),
+        'sim_api of ' + args.app_root if args.app_root else 'driver=' + args.driver,
         summary['error_count'], summary['rps']))
     report(profile(records, actions, logged))
     # And each kind of statement's mean, where there are enough of it.

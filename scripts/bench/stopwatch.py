@@ -1,14 +1,8 @@
-"""A stopwatch around any WSGI app and its MySQL driver, for
-scripts/bench/profile_api.py (never served otherwise).
+"""A stopwatch around any WSGI app and its MySQL driver, for profile_api.py.
 
-    STOPWATCH_APP=sim_api:app waitress-serve bench.stopwatch:app
+    STOPWATCH_APP=sim_api:app [STOPWATCH_ROOT=CHECKOUT] waitress-serve scripts.bench.stopwatch:app
 
-Per request it notes the route, the wall time inside the app, and every
-call into the MySQL driver that goes to the server: the SQL it sent, and
-how long the driver took. GET /__profile answers all of that as JSON (and
-forgets it). PyMySQL and mysqlclient are timed, whichever the app uses.
-STOPWATCH_ROOT puts another checkout first on the path (to time the
-release before, say).
+GET /__profile answers (and forgets) each request's route, time, and driver calls' SQL and time.
 """
 import importlib
 import json
@@ -26,8 +20,8 @@ _lock = threading.Lock()
 
 
 def _timed(cls, name, sends, label=None):
-    """Wrap cls.name: its time counts as the driver's; `sends` calls are
-    round trips, noted with the SQL they carry (or `label`)."""
+    """Wrap cls.name: its time is the driver's; a `sends` call is a round trip,
+    noted with its SQL (or `label`)."""
     original = getattr(cls, name)
 
     def timed(self, *args, **kwargs):
@@ -41,13 +35,12 @@ def _timed(cls, name, sends, label=None):
             record['driver'] += time.perf_counter() - started
             if sends:
                 sql = label or args[0]
-                record['sent'].append(sql.decode('utf-8', 'replace')
-                                      if isinstance(sql, bytes) else str(sql))
+                record['sent'].append(
+                    sql.decode('utf-8', 'replace') if isinstance(sql, bytes) else str(sql))
     setattr(cls, name, timed)
 
 
-# What each driver's connection does that reaches the server: (method, a
-# round trip?, what to note instead of its SQL).
+# (method, a round trip?, what to note instead of its SQL) of a connection's calls.
 TIMED = (('query', True, None), ('next_result', False, None),
          ('store_result', False, None), ('ping', True, 'PING'),
          ('commit', True, 'COMMIT'), ('rollback', True, 'ROLLBACK'))
@@ -84,8 +77,7 @@ def app(environ, start_response):
     finally:
         record['app'] = time.perf_counter() - started
         route = environ.get('bottle.route')
-        record['endpoint'] = '%s %s' % (environ['REQUEST_METHOD'],
-                                        route.rule if route else '?')
+        record['endpoint'] = '%s %s' % (environ['REQUEST_METHOD'], route.rule if route else '?')
         _local.record = None
         with _lock:
             _records.append(record)
