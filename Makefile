@@ -176,4 +176,4 @@ lint-units:
 	echo "systemd-analyze verify: minitwit-web@ and minitwit-api@ (blue, green) ok"
 
 # Every benchmark and load test, in one place.
-include mk/bench.mk
+include scripts/bench/bench.mk

@@ -1,7 +1,6 @@
 """The SQL statements an app sends while a test watches, through peewee's
-query hooks: every statement on SQLite, and on MySQL every statement and
-every one-packet transaction (database/mysql.py sends those without a
-cursor, and through the hooks too)."""
+query hooks: every statement, and on MySQL every one-packet transaction
+(BEGIN; ...; COMMIT, database/mysql.py) as one."""
 import database
 
 
