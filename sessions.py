@@ -4,7 +4,7 @@ flashes, sign-in and sign-out with their tables of sign-out counts
 the session's own, not sent by another site's page (`cross_site`).
 
 A session cookie holds the user id, when it was issued and the user's
-sign-out count (models.Session: signing out ends every session), with an
+sign-out count (`Session`: signing out ends every session), with an
 HMAC made here (Bottle's signed cookies unpickle what they read), keyed by
 MINITWIT_SECRET_KEY; with MINITWIT_ENV=production the app refuses to start
 without a real one.

@@ -43,7 +43,7 @@ class Compiled:
         self.arity = build.__code__.co_argcount - 1
         self.defaults = build.__defaults__ or ()
         self.plans = weakref.WeakKeyDictionary()  # database -> {shape: Plan}
-        self.database = self.current = None  # the last database's plans
+        self.last = (None, None)  # the last database, and its plans
 
     def __set_name__(self, owner, name):
         self.model = owner
@@ -65,13 +65,13 @@ class Compiled:
         else:
             values = []
             shape = flatten(args, values)
-        if database.db.obj is not self.database:
-            self.database = database.db.obj
-            self.current = self.plans.setdefault(self.database, {})
-        plan = self.current.get(shape)
+        last, plans = self.last
+        if database.db.obj is not last:
+            plans = self.plans.setdefault(database.db.obj, {})
+            self.last = (database.db.obj, plans)
+        plan = plans.get(shape)
         if plan is None:
-            plan = self.current[shape] = Plan(self.build, self.model, args, values,
-                                              self.tuples)
+            plan = plans[shape] = Plan(self.build, self.model, args, values, self.tuples)
         return plan, values
 
     def __call__(self, *args):

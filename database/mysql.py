@@ -165,7 +165,7 @@ class MySQL(MySQLDatabase):
         failed took the connect timeout (the node hangs)."""
         if self.clustered:
             now = time.monotonic()
-            hung = now - started >= 0.9 * self.connect_params['connect_timeout']
+            hung = now - started >= 0.9 * self.connect_params.get('connect_timeout', 10)
             self.down_until[node] = now + (HUNG_SECONDS if hung else DOWN_SECONDS)
 
     def begin(self, isolation_level=None):
