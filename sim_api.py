@@ -238,7 +238,6 @@ def post_message(username):
     if error is not None:
         abort(400, error)
     latest = request.environ['minitwit.latest']
-
     post = Message.post.statement(username, content, int(time.time()))
     try:
         posted = record(post) if latest is None else \

@@ -143,16 +143,19 @@ def make_database(url):
         # the simulator's 300 ms. Opening a connection costs tens of ms;
         # waiting longer than `timeout` for a free one would miss the
         # deadline anyway.
-        'charset': 'utf8mb4', 'connect_timeout': 2, 'write_timeout': 10,
+        'charset': 'utf8mb4', 'write_timeout': 10,
         'max_connections': 16, 'stale_timeout': 600, 'timeout': 0.15,
         'user': unquote(user or 'root'), 'password': unquote(password),
         'nodes': parse_nodes(hosts or '127.0.0.1'), **params}
-    # A cluster gives up on a hung node (SIGSTOP, a dead link) as soon as
-    # on one that refuses connections, and goes on on another: no MiniTwit
-    # statement takes a second.
-    clustered = len(options['nodes']) > 1
-    options.setdefault('read_timeout', options['connect_timeout']
-                       if clustered else 10)
+    # A cluster gives up on a hung node (SIGSTOP, a dead link) as on one that
+    # refuses connections, and goes on on another: within the connect
+    # timeout, which is then the read timeout too, and longer than a commit
+    # stalled by a busy disk.
+    if len(options['nodes']) > 1:
+        options.setdefault('connect_timeout', 5)
+        options.setdefault('read_timeout', options['connect_timeout'])
+    options.setdefault('connect_timeout', 2)
+    options.setdefault('read_timeout', 10)
     return MySQLPool(name, **options)
 
 

@@ -53,8 +53,8 @@ class Compiled:
 
     def plan(self, args):
         """The Plan of these arguments' shape, and their values."""
-        missing = self.arity - len(args)
-        if missing:
+        if len(args) != self.arity:
+            missing = self.arity - len(args)
             if not 0 < missing <= len(self.defaults):
                 raise TypeError('%s takes %d arguments' % (self.__qualname__,
                                                            self.arity))
@@ -65,10 +65,11 @@ class Compiled:
         else:
             values = []
             shape = flatten(args, values)
+        obj = database.db.obj
         last, plans = self.last
-        if database.db.obj is not last:
-            plans = self.plans.setdefault(database.db.obj, {})
-            self.last = (database.db.obj, plans)
+        if obj is not last:
+            plans = self.plans.setdefault(obj, {})
+            self.last = (obj, plans)
         plan = plans.get(shape)
         if plan is None:
             plan = plans[shape] = Plan(self.build, self.model, args, values, self.tuples)
@@ -125,8 +126,10 @@ class Plan:
         at = {(type(m), m): n for n, m in enumerate(markers)}
         self.slots = [(at[type(b), b], None) if (type(b), b) in at else
                       (None, b) for b in binds]
+        # Most bind their arguments as they come: then no rearranging.
+        self.as_given = self.slots == [(n, None) for n in range(len(values))]
         sql, binds = build(cls, *args).sql()
-        if (sql, list(binds)) != (self.sql, self.params(values)):
+        if (sql, list(binds)) != (self.sql, list(self.params(values))):
             raise TypeError('%s builds a query from more than its arguments'
                             % build.__qualname__)
         self.model = getattr(query, 'model', None)
@@ -134,6 +137,8 @@ class Plan:
         self.row = tuple if tuples else None
 
     def params(self, values):
+        if self.as_given:
+            return values
         return [value if n is None else values[n] for n, value in self.slots]
 
     def run(self, db, values):

@@ -8,8 +8,8 @@ connection goes to the first usable node in that order: a node that
 refuses connections, fails a statement, or is not synced with the rest
 (wsrep_ready, wsrep_local_state) is left alone for DOWN_SECONDS; one that
 did not answer within the connect timeout (hung: SIGSTOP, a dead link;
-read_timeout is the connect timeout too) for HUNG_SECONDS, since every
-try costs a request that long. Connections to a node found down are not
+on a cluster the read timeout is the connect timeout, 5 s) for
+HUNG_SECONDS, since every try costs a request that long. Connections to a node found down are not
 handed out again, nor those to another node once the preferred one may be
 back.
 

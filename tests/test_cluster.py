@@ -349,8 +349,8 @@ def test_timelines_are_in_one_order_on_every_node(cluster, start_server):
 def test_a_hung_node_is_left_within_the_connect_timeout(cluster,
                                                         start_server):
     """SIGSTOP the node an app prefers: its requests move to another node
-    within the connect timeout (2 s), none hangs for read_timeout, and
-    they stay fast while the node stays frozen."""
+    within the connect timeout (5 s on a cluster; the read timeout is no
+    longer), and stay fast while the node stays frozen."""
     app = two_apps(cluster, start_server, 'cluster_hung')[1]  # prefers node 1
     client = Client(app.url, timeout=30)
     assert client.send('POST', '/register', {
@@ -358,12 +358,12 @@ def test_a_hung_node_is_left_within_the_connect_timeout(cluster,
     cluster.pause(1)
     try:
         timings, statuses = [], []
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + 12
         while time.monotonic() < deadline:
             started = time.perf_counter()
             statuses.append(client.send('POST', '/msgs/ann', {'content': 'x'})[0])
             timings.append(time.perf_counter() - started)
-        assert max(timings) < 2.5, timings
+        assert max(timings) < 5.5, timings
         slow = [n for n, t in enumerate(timings) if t > DEADLINE]
         assert len(slow) <= 2 and slow == list(range(len(slow))), timings
         assert set(statuses) <= {204, 503} and statuses[-1] == 204
