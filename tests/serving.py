@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -64,6 +65,17 @@ def free_port():
             except OSError:
                 continue
         return port
+
+
+def in_threads(work, count, timeout=60):
+    """Run work(n), n from 0 to count - 1, each in a thread of its own, all at
+    once; return when every one has, or after `timeout` seconds each."""
+    threads = [threading.Thread(target=work, args=(n,), daemon=True)
+               for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
 
 
 def wait_until(condition, what, timeout=30, interval=0.02):

@@ -5,6 +5,7 @@ follows and unfollows are idempotent by nature."""
 import threading
 
 from peewee import OperationalError
+from serving import in_threads
 from sim_client import AUTH, follow, latest, path, register, tweet, unfollow
 
 import database
@@ -121,16 +122,12 @@ def test_concurrent_retries_of_one_tweet_store_it_once(make_db_url,
     answers = []
     start = threading.Barrier(8)
 
-    def send():
+    def send(_):
         start.wait()
         answers.append(client.send('POST', '/msgs/ann?latest=2',
                                    {'content': 'once'})[0])
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    in_threads(send, 8, timeout=30)
     assert answers == [204] * 8
     assert [m['content'] for m in client.get_json('/msgs/ann')] == ['once']
     assert client.get_json('/latest') == {'latest': 2}

@@ -25,7 +25,7 @@ import pytest
 from galera import GaleraCluster
 from prometheus_client.parser import text_string_to_metric_families
 from replay_checks import exact_state, send, stored_exactly, wrong_answers
-from serving import wait_until
+from serving import in_threads, wait_until
 
 import database
 import models
@@ -187,11 +187,7 @@ def test_writes_colliding_on_two_nodes_are_retried_unseen(cluster,
             verb = 'follow' if round_ % 2 == 0 else 'unfollow'
             answers.append(http.send('POST', '/fllws/ann?latest=%d' % round_,
                                      {verb: 'bob'})[0])
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    in_threads(client, 4, timeout=120)
     assert answers == [204] * 240
     # The test would prove nothing without collisions: there were some.
     assert certification_failures(cluster) > before
@@ -326,15 +322,14 @@ def test_timelines_are_in_one_order_on_every_node(cluster, start_server):
             'content': 'in turn %d' % n})[0] == 204
         posted.append('in turn %d' % n)
 
+    statuses = []
+
     def at_once(n):
         for k in range(20):
-            assert clients[n].send('POST', '/msgs/ann', {
-                'content': 'at once %d.%d' % (n, k)})[0] == 204
-    threads = [threading.Thread(target=at_once, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+            statuses.append(clients[n].send('POST', '/msgs/ann', {
+                'content': 'at once %d.%d' % (n, k)})[0])
+    in_threads(at_once, 3)
+    assert statuses == [204] * 60
     wait_until(lambda: all(len(texts) == 90 for texts in
                            listed_on_every_node(cluster, 'cluster_order')),
                'every node to hold the 90 messages', 30)

@@ -5,6 +5,7 @@ import threading
 from urllib.parse import quote
 
 import pytest
+from serving import in_threads
 
 import database
 from models import Follower, User
@@ -27,12 +28,7 @@ def at_once(send):
         barrier.wait(timeout=30)
         answers[n] = send()
 
-    threads = [threading.Thread(target=client, args=(n,), daemon=True)
-               for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    in_threads(client, CLIENTS)
     return answers
 
 

@@ -3,13 +3,12 @@ and several), and the monitoring/ files that read them."""
 import json
 import os
 import re
-import threading
 import urllib.request
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from serving import ROOT, free_port, wait_until
+from serving import ROOT, free_port, in_threads, wait_until
 from sim_client import AUTH, path, post, register, tweet
 from statement_log import StatementCounter
 from ui_client import browser
@@ -235,15 +234,11 @@ def test_requests_waiting_for_a_thread_are_not_logged_one_by_one(
     logged = len(log_lines(server.output()))  # the start's /healthz
     answers = []
 
-    def client():
+    def client(_):
         for _ in range(10):
             with urllib.request.urlopen(server.url + '/healthz') as answer:
                 answers.append(answer.status)
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    in_threads(client, 8, timeout=30)
     assert answers == [200] * 80
     assert len(log_lines(server.output())) == logged + 80
     assert 'Task queue depth' not in server.output()
