@@ -20,7 +20,7 @@ import observability
 import passwords
 import pipeline
 import sessions
-from models import Message, User
+from models import NEWEST, Message, User
 from pipeline import Pipeline
 from sessions import current_user, flash
 
@@ -121,16 +121,16 @@ def form(name):
 
 
 def timeline_page(title, timeline, endpoint, profile=None, error=None, text=''):
-    """A page of `timeline(before, size)`, one of the models' timelines. A
-    row more than a page says there is an older one, after the last shown."""
-    before = request.query.get('before')
+    """A page of `timeline(pub_date, message_id, size)`, older than ?before=pub_date.message_id.
+    A row more than a page says there is an older one, after the last shown."""
+    before, older_than = request.query.get('before'), NEWEST
     if before is not None:
         match = re.fullmatch(r'([0-9]{1,18})\.([0-9]{1,18})', before)
         if not match:
             abort(400, 'This link to older messages is broken: "before" must '
                   'look like 1700000000.42.')
-        before = int(match[1]), int(match[2])
-    messages = list(timeline(before, PER_PAGE + 1))
+        older_than = int(match[1]), int(match[2])
+    messages = timeline(*older_than, PER_PAGE + 1)
     older = None
     if len(messages) > PER_PAGE:
         messages = messages[:PER_PAGE]
@@ -340,7 +340,7 @@ def unfollow_user(username):
 def user_timeline(username):
     """A user's messages, with follow or unfollow for the signed-in."""
     viewer, name = current_user(), user_name(username)
-    profile = user_or_404(User.profile(name, viewer and viewer.user_id), name)
+    profile = user_or_404(User.profile(name, viewer.user_id if viewer else 0), name)
     return timeline_page("%s's Timeline" % profile.username,
                          functools.partial(Message.user_timeline, profile.user_id),
                          'user_timeline', profile=profile)

@@ -54,9 +54,9 @@ class User(BaseModel):
         """The user called exactly `username`, or None."""
         return cls.select().where(cls.username == username)
 
-    @compiled
+    @classmethod
     def by_names(cls, names):
-        """The users of those of `names` (a tuple) that exist, in one query."""
+        """The users of those of `names` that exist, in one query."""
         return cls.select().where(cls.username.in_(names))
 
     @classmethod
@@ -71,8 +71,8 @@ class User(BaseModel):
         return cls.insert(username=username, email=email, pw_hash=pw_hash)
 
     @compiled(one=True)
-    def profile(cls, username, viewer_id=None):
-        """The user `username`, `.followed` by `viewer_id` or not; or None."""
+    def profile(cls, username, viewer_id):
+        """The user `username`, `.followed` by `viewer_id` (0: nobody) or not; or None."""
         followed = Follower.select().where((Follower.who == viewer_id) &
                                            (Follower.whom == cls.user_id))
         return (cls.select(cls, fn.EXISTS(followed).alias('followed'))
@@ -106,8 +106,8 @@ class User(BaseModel):
     def unfollow(self, other):
         database.transaction(Follower.unfollow.statement(self.username, other.username))
 
-    def timeline(self, before=None, size=30):
-        return Message.home_timeline(self.user_id, before, size)
+    def timeline(self, pub_date, message_id, size):
+        return Message.home_timeline(self.user_id, pub_date, message_id, size)
 
 
 class Message(BaseModel):
@@ -146,26 +146,25 @@ class Message(BaseModel):
                 .order_by(cls.pub_date.desc(), cls.message_id.desc()))
 
     @compiled(tuples=True)
-    def newest(cls, size, author_id=None):
-        """(text, pub_date, username) of the newest, or of `author_id`'s."""
-        query = cls.visible().select(cls.text, cls.pub_date, User.username)
-        if author_id is not None:
-            query = query.where(cls.author == author_id)
-        return query.limit(size)
+    def newest(cls, size):
+        """(text, pub_date, username) of the `size` newest."""
+        return cls.visible().select(cls.text, cls.pub_date, User.username).limit(size)
+
+    @compiled(tuples=True)
+    def newest_by(cls, author_id, size):
+        """(text, pub_date, username) of `author_id`'s `size` newest."""
+        return cls.newest.build(cls, size).where(cls.author == author_id)
 
     @classmethod
-    def page(cls, ids, before=None, size=30):
+    def page(cls, ids, pub_date, message_id, size):
         """The `size` newest visible messages among `ids` (a query of ids)
-        after `before`, (pub_date, message_id): keyed on the last message
-        seen, so that page 100 is one index range like page 1. The ids come
-        from the index alone; only their rows are read. docs/architecture.md
-        says why it is spelled so."""
-        ids = ids.where(cls.flagged == False)  # noqa: E712 (SQL, not Python)
-        if before is not None:
-            pub_date, message_id = before
-            ids = ids.where((cls.pub_date <= pub_date) &
-                            ((cls.pub_date < pub_date) |
-                             (cls.message_id < message_id)))
+        older than (`pub_date`, `message_id`), the last one seen (NEWEST for
+        the first page): so page 100 is one index range like page 1. The ids
+        come from the index alone; only their rows are read.
+        docs/architecture.md says why it is spelled so."""
+        ids = ids.where((cls.flagged == False) &  # noqa: E712 (SQL, not Python)
+                        (cls.pub_date <= pub_date) &
+                        ((cls.pub_date < pub_date) | (cls.message_id < message_id)))
         page = (ids.order_by(cls.pub_date.desc(), cls.message_id.desc())
                 .limit(size).alias('page'))
         return (cls.select(cls.message_id, cls.text, cls.pub_date,
@@ -176,18 +175,18 @@ class Message(BaseModel):
                 .order_by(cls.pub_date.desc(), cls.message_id.desc()))
 
     @compiled
-    def public_timeline(cls, before=None, size=30):
+    def public_timeline(cls, pub_date, message_id, size):
         """A page of everybody's messages."""
-        return cls.page(cls.select(cls.message_id), before, size)
+        return cls.page(cls.select(cls.message_id), pub_date, message_id, size)
 
     @compiled
-    def user_timeline(cls, user_id, before=None, size=30):
+    def user_timeline(cls, user_id, pub_date, message_id, size):
         """A page of `user_id`'s messages."""
         return cls.page(cls.select(cls.message_id).where(cls.author == user_id),
-                        before, size)
+                        pub_date, message_id, size)
 
     @compiled
-    def home_timeline(cls, user_id, before=None, size=30):
+    def home_timeline(cls, user_id, pub_date, message_id, size):
         """A page of `user_id`'s and their followees' messages: from the
         authors' side, an index range each (CROSS JOIN: never reordered);
         UNION: a user who follows themself sees a message once."""
@@ -196,7 +195,7 @@ class Message(BaseModel):
                    .where(Follower.who == user_id)).alias('authors')
         return cls.page(cls.select(cls.message_id).from_(authors)
                         .join(cls, JOIN.CROSS)
-                        .where(cls.author == authors.c.author), before, size)
+                        .where(cls.author == authors.c.author), pub_date, message_id, size)
 
 
 class Follower(BaseModel):
@@ -298,6 +297,7 @@ class RowCount(BaseModel):
 
 
 MODELS = (User, Message, Follower, Latest, TweetKey, RowCount)
+NEWEST = (10 ** 18, 10 ** 18)  # a timeline's first page is older than this
 
 
 # --- what the apps accept ----------------------------------------------------

@@ -226,7 +226,7 @@ def messages_of(username):
     """The newest unflagged messages of one user, `no` of them."""
     no = limit()
     user = existing_user(username)
-    return message_list(Message.newest(no, user.user_id))
+    return message_list(Message.newest_by(user.user_id, no))
 
 
 @app.post('/msgs/<username:path>')

@@ -6,12 +6,11 @@ is MariaDB or MySQL (database/mysql.py), one server or a Galera cluster.
 """
 import os
 import random
-import re
 import sqlite3
 import sys
 import threading
 import time
-from urllib.parse import parse_qsl, quote, unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from peewee import (
     DatabaseProxy,
@@ -20,6 +19,7 @@ from peewee import (
     OperationalError,
     __exception_wrapper__,
 )
+from playhouse import db_url
 from playhouse.pool import MaxConnectionsExceeded, PooledSqliteDatabase
 
 from database import schema
@@ -94,20 +94,6 @@ class SqlitePool(PooledSqliteDatabase):
         return {'node': self.describe()}
 
 
-def url_options(query):
-    """URL query parameters as Python values (`?max_connections=8`)."""
-    params = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if re.fullmatch(r'-?\d+', value):
-            value = int(value)
-        elif re.fullmatch(r'-?\d+\.\d*', value):
-            value = float(value)
-        elif value.lower() in ('true', 'false'):
-            value = value.lower() == 'true'
-        params[key] = value
-    return params
-
-
 def make_database(url):
     """A pooled peewee database for `url`, with MiniTwit's settings."""
     parsed = urlparse(url)
@@ -115,13 +101,17 @@ def make_database(url):
     if scheme not in OPTIONS:
         raise ValueError('DATABASE_URL must start with sqlite:/// or mysql://, '
                          'not %r' % url.split(':', 1)[0])
-    params = url_options(parsed.query)
+    # Not parsed.hostname: the URL may name several nodes.
+    credentials, _, hosts = parsed.netloc.rpartition('@')
+    params = db_url.parseresult_to_dict(parsed._replace(scheme=scheme, netloc=credentials + '@'),
+                                        unquote_user=True, unquote_password=True)
+    user, password = params.pop('user', ''), params.pop('passwd', '')
+    name = unquote(params.pop('database'))
     unknown = sorted(set(params) - OPTIONS[scheme])
     if unknown:
         raise ValueError('DATABASE_URL option(s) %s not understood; %s URLs '
                          'take %s' % (', '.join(unknown), parsed.scheme,
                                       ', '.join(sorted(OPTIONS[scheme]))))
-    name = unquote(parsed.path[1:])
     if scheme == 'sqlite':
         return SqlitePool(
             name or ':memory:',
@@ -135,9 +125,6 @@ def make_database(url):
             # instead of one failing when it upgrades a read lock.
             lock_type='IMMEDIATE', check_same_thread=False,
             **{'max_connections': 64, 'stale_timeout': 3600, **params})
-    # Not parsed.hostname: the URL may name several nodes.
-    credentials, _, hosts = parsed.netloc.rpartition('@')
-    user, _, password = credentials.partition(':')
     options = {
         # Fail fast when the server is down or hung, rather than outlive
         # the simulator's 300 ms. Opening a connection costs tens of ms;
@@ -145,7 +132,7 @@ def make_database(url):
         # deadline anyway.
         'charset': 'utf8mb4', 'write_timeout': 10,
         'max_connections': 16, 'stale_timeout': 600, 'timeout': 0.15,
-        'user': unquote(user or 'root'), 'password': unquote(password),
+        'user': user or 'root', 'password': password,
         'nodes': parse_nodes(hosts or '127.0.0.1'), **params}
     # A cluster gives up on a hung node (SIGSTOP, a dead link) as on one that
     # refuses connections, and goes on on another: within the connect

@@ -1,9 +1,5 @@
 """Replay a scenario against the simulator API and against the floor.
 
-    python -m scripts.bench.bench --scenario data/minitwit_scenario.csv [--mariadb URL]... \\
-        [--own-mariadb SETTINGS]... [--backends sqlite,mariadb] [--drivers pymysql,mysqlclient] \\
-        [--db-floor] [--before OLD_CHECKOUT [--before-mariadb URL]]
-
 The apps take turns, 500 actions each, so that a busy moment of the machine falls on all.
 """
 import argparse
@@ -19,6 +15,7 @@ from scripts.ops.progress import Progress
 from scripts.simulator import simulate
 from tests.serving import ROOT, Server, ThrowawayMariaDB, fresh_mariadb, with_option
 
+FLOOR = 'floor (no-op app)'
 BLOCK = 500  # actions sent to one server before the next takes its turn
 DEFAULT_MARIADB = 'mysql://root@127.0.0.1:3306'
 # A server of the benchmark's own gets this machine's server's sizes, not
@@ -44,17 +41,15 @@ def replay_side_by_side(servers, actions):
 
 
 def failed(summaries):
+    """Whether any replay had an error or a verified one a difference."""
     return any(s['error_count'] or s.get('verify') for s in summaries)
 
 
-def print_table(title, summaries):
-    """The summaries (label -> summary, 'floor' first), each app beside the floor."""
-    print(title)
-    floor = summaries['floor']
-    labels = {label: 'floor (no-op app)' if label == 'floor' else label
-              if label.startswith('floor') else 'sim_api on ' + label
-              for label in summaries}
-    width = max(44, *map(len, labels.values()))
+def print_table(scenario, actions, summaries):
+    """The summaries (label -> summary, FLOOR first), each app beside the floor."""
+    print('%s: %d actions, sequential, one connection per request' % (scenario, len(actions)))
+    floor = summaries[FLOOR]
+    width = max(44, *map(len, summaries))
     print('%-*s %9s %8s %8s %8s %8s %8s %7s  %s' % (
         width, '', 'req/s', 'share', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors',
         'final state'))
@@ -64,11 +59,12 @@ def print_table(title, summaries):
         state = '-' if verified is None else \
             'exact' if not verified else '%d differences' % len(verified)
         print('%-*s %9.0f %8s %8.2f %8.2f %8.2f %8.1f %7d  %s' % (
-            width, labels[label], summary['rps'], share, summary['p50_ms'], summary['p90_ms'],
+            width, label, summary['rps'], share, summary['p50_ms'], summary['p90_ms'],
             summary['p99_ms'], summary['max_ms'], summary['error_count'], state))
 
 
 def transport(url):
+    """How `url` reaches its server."""
     return 'socket' if 'unix_socket=' in url else 'TCP'
 
 
@@ -82,9 +78,10 @@ def own_mariadb(settings, folder, scratch):
     return 'with ' + settings, 'mysql://root@localhost?unix_socket=%s' % server.socket
 
 
-def app_urls(backends, drivers, servers, folder, scratch, suffix=''):
+def app_urls(backends, drivers, servers, folder, scratch, suffix='', name='mariadb'):
     """{label: DATABASE_URL} of a fresh database per app: on each MariaDB of `servers`
-    (label -> URL), one per driver of `drivers` (None: the default)."""
+    (label -> URL; its apps' labels start with `name`), one per driver of `drivers`
+    (None: the default)."""
     urls = {}
     for backend in backends:
         if backend == 'sqlite':
@@ -92,15 +89,12 @@ def app_urls(backends, drivers, servers, folder, scratch, suffix=''):
             continue
         if backend != 'mariadb':
             sys.exit('unknown backend %r' % backend)
-        for number, (server_label, server) in enumerate(servers.items()):
-            for driver in drivers or ['auto']:
-                name = 'minitwit_bench%s%s%s' % (suffix, '_%d' % number if number else '',
-                                                 '_' + driver.replace('-', '_') if drivers else '')
-                url = scratch.enter_context(fresh_mariadb(server, name))
-                label = 'mariadb'
-                if len(servers) > 1:
-                    label += ' ' + server_label
-                if drivers:
+        for server_label, server in servers.items():
+            for driver in drivers or [None]:
+                url = scratch.enter_context(
+                    fresh_mariadb(server, 'minitwit_bench%s_%d' % (suffix, len(urls))))
+                label = name + (' ' + server_label if len(servers) > 1 else '')
+                if driver:
                     label += ', ' + driver
                     url = with_option(url, 'driver', driver)
                 urls[label] = url
@@ -145,31 +139,26 @@ def main(argv=None):
         try:
             urls = app_urls(backends, drivers, mariadbs, folder, scratch)
             floors = {} if not args.db_floor else app_urls(
-                ['mariadb'], None, mariadbs, folder, scratch, suffix='_floor')
+                ['mariadb'], None, mariadbs, folder, scratch, '_floor', 'MariaDB')
             before = {} if not args.before else app_urls(
                 backends, None, {'': before_mariadb}, folder, scratch, suffix='_before')
         except pymysql.err.OperationalError as error:
             sys.exit('MariaDB: %s' % error)
 
-        def serve(app, url=None, root=ROOT):
-            return scratch.enter_context(Server(app, url, root=root)).url
-
-        servers = {'floor': serve('scripts.bench.floor_app:app')}
-        for label, url in floors.items():
-            servers['floor with ' + label.replace('mariadb', 'MariaDB')] = \
-                serve('scripts.bench.floor_db_app:app', url)
-        for label, url in urls.items():
-            servers[label] = serve('sim_api:app', url)
-        if args.before:
-            root = os.path.abspath(args.before)
-            for label, url in before.items():
-                servers['%s (before: %s)' % (label, os.path.basename(root))] = \
-                    serve('sim_api:app', url, root)
+        servers = {FLOOR: scratch.enter_context(Server('scripts.bench.floor_app:app')).url}
+        before_root = os.path.abspath(args.before or ROOT)
+        for label_format, app, root, apps in (
+                ('floor with %s', 'scripts.bench.floor_db_app:app', ROOT, floors),
+                ('sim_api on %s', 'sim_api:app', ROOT, urls),
+                ('sim_api on %%s (before: %s)' % os.path.basename(before_root), 'sim_api:app',
+                 before_root, before)):
+            for label, url in apps.items():
+                servers[label_format % label] = \
+                    scratch.enter_context(Server(app, url, root=root)).url
         print('replaying %d actions against %s, %d at a time each...' % (
             len(actions), ', '.join(servers), BLOCK), file=sys.stderr)
         summaries = replay_side_by_side(servers, actions)
-    print_table('%s: %d actions, sequential, one connection per request' % (
-        args.scenario, len(actions)), summaries)
+    print_table(args.scenario, actions, summaries)
     return 1 if failed(summaries.values()) else 0
 
 

@@ -1,12 +1,5 @@
-"""What a Galera cluster costs MiniTwit: the course's scenario on one
-MariaDB node and on a three-node cluster, side by side.
-
-    python -m scripts.bench.bench_cluster --scenario data/minitwit_scenario.csv \\
-        [--limit N] [--clients 32] [--seconds 20]
-
-Both get bench.py's replay (the cluster also without causal reads: what wsrep_sync_wait
-costs), then loadtest.py's clients, beside the floor.
-"""
+"""What a Galera cluster costs MiniTwit: bench.py's replay and loadtest.py's clients on one
+MariaDB node and on a three-node cluster (also without causal reads), beside the floor."""
 import argparse
 import contextlib
 import sys
@@ -16,13 +9,14 @@ from pathlib import Path
 from scripts.bench import bench, loadtest
 from scripts.simulator import simulate
 from tests.galera import GaleraCluster
-from tests.serving import Server, ThrowawayMariaDB
+from tests.serving import Server, ThrowawayMariaDB, with_option
 
 
-def cluster_url(cluster, database, **options):
+def cluster_database(cluster, database):
+    """The DATABASE_URL, on every node of `cluster`, of a new `database`."""
+    cluster.create_database(database)
     hosts = ','.join('127.0.0.1:%d' % node.port for node in cluster.nodes)
-    query = '&'.join('%s=%s' % item for item in options.items())
-    return 'mysql://root@%s/%s%s' % (hosts, database, '?' + query if query else '')
+    return 'mysql://root@%s/%s' % (hosts, database)
 
 
 def main(argv=None):
@@ -41,36 +35,29 @@ def main(argv=None):
         single = ThrowawayMariaDB(Path(folder))
         stack.callback(single.stop)
         cluster = stack.enter_context(GaleraCluster())
-        for name in ('bench_replay', 'bench_load'):
-            with single.connect() as conn, conn.cursor() as cur:
-                cur.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
-        for name in ('bench_replay', 'bench_eventual', 'bench_load'):
-            cluster.create_database(name)
-        one = 'mysql://root@127.0.0.1:%d/%%s' % single.port
-        urls = {'one node': one % 'bench_replay',
-                'the cluster': cluster_url(cluster, 'bench_replay'),
-                'the cluster, causal=false': cluster_url(cluster, 'bench_eventual',
-                                                         causal='false')}
+        urls = {'one node': single.create_database(),
+                'the cluster': cluster_database(cluster, 'bench_replay'),
+                'the cluster, causal=false': with_option(
+                    cluster_database(cluster, 'bench_eventual'), 'causal', 'false')}
         floor = stack.enter_context(Server('scripts.bench.floor_app:app')).url
-        servers = {'floor': floor}
+        servers = {bench.FLOOR: floor}
         for label, url in urls.items():
-            servers[label] = stack.enter_context(Server('sim_api:app', url)).url
+            servers['sim_api on ' + label] = stack.enter_context(Server('sim_api:app', url)).url
         print('replaying %d actions against %s...' % (
             len(actions), ', '.join(servers)), file=sys.stderr)
         replays = bench.replay_side_by_side(servers, actions)
 
         targets = {
             label: loadtest.start_apps(stack, url, args.clients, args.processes)
-            for label, url in (('one node', one % 'bench_load'),
-                               ('the cluster', cluster_url(cluster, 'bench_load')))}
+            for label, url in (('one node', single.create_database()),
+                               ('the cluster', cluster_database(cluster, 'bench_load')))}
         targets['floor'] = {'api': floor, 'web': floor}
         print('%d clients on %s, taking turns...' % (
             args.clients, ', '.join(targets)), file=sys.stderr)
         loads = loadtest.run_in_turns(targets, args.clients, args.processes,
                                       args.seconds, 100_000, loadtest.ROUNDS)
 
-    bench.print_table('%s: %d actions, sequential, one connection per request' % (
-        args.scenario, len(actions)), replays)
+    bench.print_table(args.scenario, actions, replays)
     print('\n%d clients for %g s, both apps (scripts/bench/loadtest.py\'s mix):' % (
         args.clients, args.seconds))
     loadtest.report('floor (no-op app)', loads['floor'])

@@ -1,11 +1,4 @@
-"""How fast import_legacy.py brings an original ITU-MiniTwit database across.
-
-    python -m scripts.bench.bench_import [--messages 1000000] [--users 10000]
-        [--follows 100000] [--mariadb URL]
-
-A generated legacy database goes into SQLite (and --mariadb), twice: the second run has
-nothing to add and compares every row. CPU time is printed too: it varies less than wall time.
-"""
+"""How fast import_legacy.py brings an original ITU-MiniTwit database across."""
 import argparse
 import contextlib
 import os
@@ -43,13 +36,13 @@ def generate_legacy(path, users, follows, messages, seed=1):
     conn.close()
 
 
-def timed_import(legacy, url, batch_size):
+def timed_import(legacy, url):
     """[(rows, seconds, CPU seconds of this process)] of importing `legacy` into `url` twice."""
     database.configure(url)
     runs = []
     for _ in range(2):
         started, cpu = time.perf_counter(), time.process_time()
-        tallies = import_legacy.import_legacy(legacy, batch_size=batch_size, out=sys.stderr)
+        tallies = import_legacy.import_legacy(legacy, out=sys.stderr)
         runs.append((sum(t.added + t.present for t in tallies),
                      time.perf_counter() - started, time.process_time() - cpu))
     database.db.obj.close_all()
@@ -61,7 +54,6 @@ def main(argv=None):
     parser.add_argument('--messages', type=int, default=1000000)
     parser.add_argument('--users', type=int, default=10000)
     parser.add_argument('--follows', type=int, default=100000)
-    parser.add_argument('--batch-size', type=int, default=import_legacy.DEFAULT_BATCH)
     parser.add_argument('--mariadb', metavar='URL',
                         help='also import into %s on this server' % BENCH_DATABASE)
     args = parser.parse_args(argv)
@@ -79,7 +71,7 @@ def main(argv=None):
                 targets.append(('MariaDB', scratch.enter_context(
                     fresh_mariadb(args.mariadb, BENCH_DATABASE))))
             for name, url in targets:
-                runs = timed_import(legacy, url, args.batch_size)
+                runs = timed_import(legacy, url)
                 for run, (rows, seconds, cpu) in zip(
                         ('import', 'second run (nothing to add)'), runs, strict=True):
                     print('%-7s %-28s %s rows in %5.1f s = %7s rows/s '

@@ -1,8 +1,5 @@
 """What a password costs: hashing one (a sign-up), verifying one (a sign-in), and
-verifying an original ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded.
-
-    python -m scripts.bench.bench_passwords [--rounds 50]
-"""
+verifying an original ITU-MiniTwit hash (pbkdf2:sha256:150000) before it is upgraded."""
 import argparse
 import hashlib
 import time

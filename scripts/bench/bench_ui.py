@@ -1,7 +1,5 @@
 """How fast the web UI's timelines are at 10,000 and at 1,000,000 messages.
 
-    python -m scripts.bench.bench_ui [--mariadb mysql://root@127.0.0.1:3306]
-
 Both sizes are seeded from one fixed seed and asked in turn, so that the ups and downs of
 a shared machine fall on both alike.
 """
@@ -62,9 +60,9 @@ def follow_rows(users, total, rng):
             yield (who, whom)
 
 
-def message_rows(first, last, users, rng):
-    """Messages first..last, one every INTERVAL s; 1% by PROLIFIC_USER, 0.2% flagged."""
-    for message_id in range(first, last + 1):
+def message_rows(count, users, rng):
+    """`count` messages, one every INTERVAL s; 1% by PROLIFIC_USER, 0.2% flagged."""
+    for message_id in range(1, count + 1):
         author = PROLIFIC_USER if message_id % 100 == 0 else rng.randint(1, users)
         text = ' '.join(rng.choices(WORDS, k=rng.randint(4, 16)))
         yield (message_id, author, text, START + message_id * INTERVAL, rng.random() < 0.002)
@@ -106,12 +104,9 @@ def seed(url, messages, args):
                          for n in range(1, args.users + 1)), args.users)
             insert_rows('follows', (Follower.who, Follower.whom),
                         follow_rows(args.users, args.follows, rng), args.follows)
-            for first, last in ((1, args.small), (args.small + 1, messages)):
-                if first <= last:
-                    insert_rows('messages %s-%s' % (format(first, ','), format(last, ',')),
-                                (Message.message_id, Message.author, Message.text,
-                                 Message.pub_date, Message.flagged),
-                                message_rows(first, last, args.users, rng), last - first + 1)
+            insert_rows('messages', (Message.message_id, Message.author, Message.text,
+                                     Message.pub_date, Message.flagged),
+                        message_rows(messages, args.users, rng), messages)
             settle()
     finally:
         database.db.obj.close_all()
@@ -122,8 +117,7 @@ class Browser:
     """One keep-alive connection to the app, with a cookie jar."""
 
     def __init__(self, url):
-        parts = urlparse(url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.connection = http.client.HTTPConnection(urlparse(url).netloc, timeout=30)
         self.cookies = SimpleCookie()
 
     def request(self, method, path, form=None):
@@ -186,8 +180,7 @@ def measure(browsers, plans, count):
         for n in range(count + 1):  # round 0 warms up; the order alternates
             for key in keys if n % 2 == 0 else keys[::-1]:
                 _, path, signed_in, _ = plans[key][index]
-                browser = browsers[key][1 if signed_in else 0]
-                times[key].append(latency(browser, path, 0 if n else 20))
+                times[key].append(latency(browsers[key][signed_in], path, 0 if n else 20))
         for key, values in times.items():
             values = sorted(values[1:])
             figures[key, label] = percentile(values, 50) * 1000, percentile(values, 99) * 1000

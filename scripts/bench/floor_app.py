@@ -1,10 +1,7 @@
-"""A WSGI app that does nothing: the floor of the HTTP stack.
-
-Served with MiniTwit's waitress and flags, sent the same requests: what MiniTwit costs is
-the difference. waitress.queue is quiet, as observability.install makes MiniTwit's.
-"""
+"""A WSGI app that does nothing: the floor of the HTTP stack."""
 import logging
 
+# Quiet, as observability.install makes MiniTwit's.
 logging.getLogger('waitress.queue').setLevel(logging.ERROR)
 
 

@@ -1,11 +1,5 @@
-"""The floor with the database: the least a simulator write can cost on
-MariaDB, for `scripts/bench/bench.py --db-floor`.
-
-    DATABASE_URL=mysql://... waitress-serve scripts.bench.floor_db_app:app
-
-Only what a write cannot do without: read the JSON, hash a new user's password, run sim_api's
-statements through database.transaction on a connection its thread keeps. Nothing else.
-"""
+"""The floor with the database, for `scripts/bench/bench.py --db-floor`: only what a
+simulator write on MariaDB cannot do without (docs/benchmarks.md), and nothing else."""
 import json
 import time
 from urllib.parse import parse_qs
@@ -15,6 +9,7 @@ from peewee import IntegrityError
 import database
 import passwords
 from models import Follower, Latest, Message, User
+from scripts.bench import floor_app
 
 database.configure()
 database.create_schema()
@@ -34,11 +29,10 @@ def _write(path, data):
 
 
 def app(environ, start_response):
-    body = environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
+    """A POST does its write; anything else is the floor's."""
     if environ['REQUEST_METHOD'] != 'POST':
-        start_response('200 OK', [('Content-Type', 'application/json'),
-                                  ('Content-Length', '2')])
-        return [b'[]']
+        return floor_app.app(environ, start_response)
+    body = environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
     latest = int(parse_qs(environ['QUERY_STRING'])['latest'][0])
     write = _write(environ['PATH_INFO'], json.loads(body))
     database.db.connect(reuse_if_open=True)  # this thread's, never returned

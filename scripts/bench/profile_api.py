@@ -1,12 +1,6 @@
 """Where a simulator request's time goes on MariaDB: per kind of action,
 the statements and round trips it takes, and its milliseconds in the app,
 in the driver (and on the wire) and in the server.
-
-    python -m scripts.bench.profile_api --scenario data/minitwit_scenario.csv \\
-        [--limit N] [--driver mysqlclient] [--app-root OLD_CHECKOUT] [--tcp]
-
-A server of its own logs every statement's time (long_query_time=0); stopwatch.py times
-the API's requests and driver calls. The driver's time is less the server's.
 """
 import argparse
 import os
@@ -109,12 +103,10 @@ def main(argv=None):
             '--slow-query-log', '--long-query-time=0',
             '--slow-query-log-file=%s' % log, '--innodb-buffer-pool-size=256M'])
         try:
-            with mariadb.connect() as conn, conn.cursor() as cur:
-                cur.execute('CREATE DATABASE profile CHARACTER SET utf8mb4')
-            if args.tcp:
-                url = 'mysql://root@127.0.0.1:%d/profile' % mariadb.port
-            else:
-                url = 'mysql://root@localhost/profile?unix_socket=%s' % mariadb.socket
+            url = mariadb.create_database()
+            if not args.tcp:
+                url = with_option(url.replace('127.0.0.1:%d' % mariadb.port, 'localhost'),
+                                  'unix_socket', mariadb.socket)
             env = {'STOPWATCH_APP': 'sim_api:app'}
             if args.app_root:
                 env['STOPWATCH_ROOT'] = os.path.abspath(args.app_root)
@@ -123,13 +115,11 @@ def main(argv=None):
             with Server('scripts.bench.stopwatch:app', url, env=env) as server:
                 client = simulate.Client(server.url)
                 client.get_json('/__profile')  # the health checks' records
-                replay = simulate.Replay(client)
-                replay.send(actions, Progress('actions', len(actions)))
+                summary = simulate.replay(client, actions, Progress('actions', len(actions)))
                 records = client.get_json('/__profile')
         finally:
             mariadb.stop()
         logged = slow_log(log)
-    summary = replay.summary()
     print('%s: %d actions on MariaDB, %s; %d errors, %.0f requests/s' % (
         args.scenario, len(actions),
         'sim_api of ' + args.app_root if args.app_root else 'driver=' + args.driver,

@@ -2,7 +2,7 @@
 
     STOPWATCH_APP=sim_api:app [STOPWATCH_ROOT=CHECKOUT] waitress-serve scripts.bench.stopwatch:app
 
-GET /__profile answers (and forgets) each request's route, time, and driver calls' SQL and time.
+GET /__profile answers (and forgets) each request's time, and its driver calls' SQL and time.
 """
 import importlib
 import json
@@ -76,8 +76,6 @@ def app(environ, start_response):
         return _app(environ, start_response)
     finally:
         record['app'] = time.perf_counter() - started
-        route = environ.get('bottle.route')
-        record['endpoint'] = '%s %s' % (environ['REQUEST_METHOD'], route.rule if route else '?')
         _local.record = None
         with _lock:
             _records.append(record)
