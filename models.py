@@ -153,7 +153,8 @@ class Message(BaseModel):
     @compiled(tuples=True)
     def newest_by(cls, author_id, size):
         """(text, pub_date, username) of `author_id`'s `size` newest."""
-        return cls.newest.build(cls, size).where(cls.author == author_id)
+        return (cls.visible().select(cls.text, cls.pub_date, User.username)
+                .where(cls.author == author_id).limit(size))
 
     @classmethod
     def page(cls, ids, pub_date, message_id, size):

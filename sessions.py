@@ -172,9 +172,10 @@ def flash(message):
 
 def pop_flashes():
     """The messages flashed for this page, which will not show again."""
-    data = unsign('flash', request.get_cookie('flash'))
-    if request.get_cookie('flash') is not None:
+    token = request.get_cookie('flash')
+    if token is not None:
         response.delete_cookie('flash', **cookie_options())
+    data = unsign('flash', token)
     return json.loads(base64.urlsafe_b64decode(data)) if data else []
 
 

@@ -145,16 +145,19 @@ def main(argv=None):
         except pymysql.err.OperationalError as error:
             sys.exit('MariaDB: %s' % error)
 
-        servers = {FLOOR: scratch.enter_context(Server('scripts.bench.floor_app:app')).url}
-        before_root = os.path.abspath(args.before or ROOT)
-        for label_format, app, root, apps in (
-                ('floor with %s', 'scripts.bench.floor_db_app:app', ROOT, floors),
-                ('sim_api on %s', 'sim_api:app', ROOT, urls),
-                ('sim_api on %%s (before: %s)' % os.path.basename(before_root), 'sim_api:app',
-                 before_root, before)):
-            for label, url in apps.items():
-                servers[label_format % label] = \
-                    scratch.enter_context(Server(app, url, root=root)).url
+        def serve(app, url=None, root=ROOT):
+            return scratch.enter_context(Server(app, url, root=root)).url
+
+        servers = {FLOOR: serve('scripts.bench.floor_app:app')}
+        for label, url in floors.items():
+            servers['floor with ' + label] = serve('scripts.bench.floor_db_app:app', url)
+        for label, url in urls.items():
+            servers['sim_api on ' + label] = serve('sim_api:app', url)
+        if args.before:
+            root = os.path.abspath(args.before)
+            for label, url in before.items():
+                servers['sim_api on %s (before: %s)' % (label, os.path.basename(root))] = \
+                    serve('sim_api:app', url, root)
         print('replaying %d actions against %s, %d at a time each...' % (
             len(actions), ', '.join(servers), BLOCK), file=sys.stderr)
         summaries = replay_side_by_side(servers, actions)
